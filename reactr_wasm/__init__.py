@@ -1,0 +1,43 @@
+"""reactr-wasm: run Suborbital Reactr WebAssembly runnables from Python."""
+
+from .config import Config
+from .errors import (
+    ConfigError,
+    ExecutionError,
+    HostCallError,
+    JobCancelled,
+    JobTimeout,
+    ModuleError,
+    QueueFull,
+    ReactrError,
+    RunErr,
+    RunnableNotFound,
+)
+from .scheduler.job import Job, JobStatus, Result
+from .scheduler.reactr import Ctx, Reactr
+from .wasm.engine import WasmEngine
+from .wasm.instance import Limits
+from .wasm.runnable import CoordinatedResponse, WasmRunnable
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "CoordinatedResponse",
+    "Ctx",
+    "ExecutionError",
+    "HostCallError",
+    "Job",
+    "JobCancelled",
+    "JobStatus",
+    "JobTimeout",
+    "Limits",
+    "ModuleError",
+    "QueueFull",
+    "Reactr",
+    "ReactrError",
+    "Result",
+    "RunErr",
+    "RunnableNotFound",
+    "WasmEngine",
+    "WasmRunnable",
+]

@@ -1,0 +1,72 @@
+"""The error hierarchy: everything reactr-wasm raises is a ``ReactrError``."""
+
+from __future__ import annotations
+
+import json
+
+
+class ReactrError(Exception):
+    """Root of every error reactr-wasm raises."""
+
+
+class RunErr(ReactrError):
+    """A runnable's own error (``return_error(code, message)`` in a guest).
+
+    ``str()`` is Reactr's JSON form, ``{"code":400,"message":"job failed"}``, with
+    zero/empty fields omitted as Reactr did.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(self.to_json())
+
+    def to_json(self) -> str:
+        fields: dict[str, object] = {}
+        if self.code:
+            fields["code"] = self.code
+        if self.message:
+            fields["message"] = self.message
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+
+class ExecutionError(ReactrError):
+    """The guest trapped, aborted through the engine, or broke the ABI."""
+
+
+class JobTimeout(ReactrError):
+    """The job did not finish before its timeout; a Wasm guest was stopped."""
+
+    def __init__(self, message: str = "job timeout") -> None:
+        super().__init__(message)
+
+
+class JobCancelled(ReactrError):
+    """The job was cancelled before it finished."""
+
+    def __init__(self, message: str = "job cancelled") -> None:
+        super().__init__(message)
+
+
+class RunnableNotFound(ReactrError):
+    """No runnable is registered under the job's name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f'failed to getWorker for jobType "{name}"')
+
+
+class QueueFull(ReactrError):
+    """The runnable's queue is at its bound; retry later."""
+
+
+class ModuleError(ReactrError):
+    """A Wasm module cannot be used: corrupt, wrong ABI, or failing to start."""
+
+
+class HostCallError(ReactrError):
+    """A host function was called with arguments the host refuses."""
+
+
+class ConfigError(ReactrError):
+    """The configuration is invalid; the message names the file, key and reason."""

@@ -1,0 +1,268 @@
+"""Jobs and their results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from enum import Enum
+from typing import Any
+
+from ..errors import JobCancelled, JobTimeout, ReactrError
+from ..wasm.hostcalls import RunControl
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+RESULT_ID_LENGTH = 24
+
+
+# Each random byte maps to one of the 36 symbols; bytes 0-3 of each group of
+# 36 are 8/256 likely instead of 7/256, which leaves ~5.16 bits per symbol:
+# ~124 bits for an id, at ~0.5 µs (``secrets.choice`` per symbol costs ~40 µs).
+_BYTE_TO_SYMBOL = bytes.maketrans(bytes(range(256)), (_ID_ALPHABET.encode() * 8)[:256])
+
+
+def new_result_id() -> str:
+    """A random 24-character ``[0-9a-z]`` result id (Reactr's format) from ``secrets``."""
+    return secrets.token_bytes(RESULT_ID_LENGTH).translate(_BYTE_TO_SYMBOL).decode()
+
+
+def is_result_id(text: str) -> bool:
+    return len(text) == RESULT_ID_LENGTH and all(c in _ID_ALPHABET for c in text)
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
+
+
+class Job:
+    """A unit of work: the name of a runnable and its data."""
+
+    __slots__ = ("name", "data", "id")
+
+    def __init__(self, name: str, data: Any = None, id: str | None = None) -> None:
+        self.name = name
+        self.data = data
+        self.id = id or new_result_id()
+
+    def payload(self) -> bytes:
+        """The bytes a Wasm runnable receives (Reactr's rules, ``reactr-abi.md`` §3.2)."""
+        data = self.data
+        if isinstance(data, bytes):
+            return data
+        if isinstance(data, (bytearray, memoryview)):
+            return bytes(data)
+        if isinstance(data, str):
+            return data.encode()
+        return json.dumps(data, separators=(",", ":")).encode()
+
+
+class Result:
+    """The eventual outcome of a job.
+
+    Await it (``await result``), block on it from any thread (``then()``), or
+    register a callback. Waiting is repeatable and concurrent, unlike Reactr's
+    single-use ``Then``.
+    """
+
+    __slots__ = (
+        "job", "status", "created", "started", "finished", "control",
+        "_value", "_error", "_callbacks", "_event", "_lock", "_on_cancel",
+    )
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.status = JobStatus.QUEUED
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.control = RunControl()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Result], None]] = []
+        self._event: threading.Event | None = None
+        self._lock = threading.Lock()
+        self._on_cancel: Callable[[], None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    # --- producer side (workers) -------------------------------------------------
+
+    def _mark_running(self) -> bool:
+        """Move to running unless cancelled; returns False if it must not run."""
+        with self._lock:
+            if self.status is not JobStatus.QUEUED:
+                return False
+            self.status = JobStatus.RUNNING
+            self.started = time.time()
+            return True
+
+    def _finish(self, status: JobStatus, value: Any = None, error: BaseException | None = None) -> bool:
+        with self._lock:
+            if self.status in FINISHED:
+                return False
+            self._value, self._error = value, error
+            self.finished = time.time()
+            self.status = status
+            callbacks, self._callbacks = self._callbacks, []
+            event = self._event
+        if event is not None:
+            event.set()
+        for callback in callbacks:
+            callback(self)
+        return True
+
+    def set_result(self, value: Any) -> None:
+        self._finish(JobStatus.SUCCEEDED, value)
+
+    def set_error(self, error: BaseException) -> None:
+        if isinstance(error, JobTimeout):
+            status = JobStatus.TIMED_OUT
+        elif isinstance(error, JobCancelled):
+            status = JobStatus.CANCELLED
+        else:
+            status = JobStatus.FAILED
+        self._finish(status, error=error)
+
+    # --- consumer side -------------------------------------------------------------
+
+    def add_done_callback(self, callback: Callable[[Result], None]) -> None:
+        """Call ``callback(result)`` once done (at once, here, if already done)."""
+        with self._lock:
+            if self.status not in FINISHED:
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def outcome(self) -> Any:
+        """The value, or raise the error; only valid once done."""
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def then(self, timeout: float | None = None) -> Any:
+        """Block until done and return the value or raise the job's error.
+
+        Raises TimeoutError when ``timeout`` seconds pass first.
+        """
+        if not self.done():
+            with self._lock:
+                if self._event is None:
+                    self._event = threading.Event()
+                event = self._event
+            if not self.done() and not event.wait(timeout):
+                raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
+        return self.outcome()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if not self.done():
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            bridge = _LoopBridge.of(loop)  # here, on the loop's own thread
+            self.add_done_callback(lambda _: bridge.wake(future))
+            yield from asyncio.shield(future).__await__()
+        return self.outcome()
+
+    def cancel(self) -> bool:
+        """Cancel a queued or running job; a running Wasm guest is interrupted.
+
+        Returns False when the job had already finished.
+        """
+        self.control.cancelled = True
+        with self._lock:
+            if self.status in FINISHED:
+                return False
+            running = self.status is JobStatus.RUNNING
+            on_cancel = self._on_cancel
+        if not running:
+            self._finish(JobStatus.CANCELLED, error=JobCancelled())
+        elif on_cancel is not None:
+            on_cancel()  # e.g. abandon a Python runnable that cannot be interrupted
+        return True
+
+    def status_dict(self) -> dict[str, Any]:
+        error = self._error
+        return {
+            "id": self.id,
+            "job": self.job.name,
+            "status": self.status.value,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "error": str(error) if error is not None else None,
+        }
+
+
+class _LoopBridge:
+    """Wakes asyncio futures from worker threads, one loop wake-up per batch.
+
+    ``call_soon_threadsafe`` writes to the loop's self-pipe on every call; under
+    load many results finish between two loop iterations, so they share one.
+    """
+
+    _bridges: dict[asyncio.AbstractEventLoop, _LoopBridge] = {}
+    _bridges_lock = threading.Lock()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self._ready: deque[asyncio.Future[None]] = deque()
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+        bridge = cls._bridges.get(loop)
+        if bridge is None:
+            with cls._bridges_lock:
+                for stale in [old for old in cls._bridges if old.is_closed()]:
+                    del cls._bridges[stale]
+                bridge = cls._bridges.setdefault(loop, cls(loop))
+        return bridge
+
+    def wake(self, future: asyncio.Future[None]) -> None:
+        if threading.get_ident() == self._thread:
+            if not future.done():
+                future.set_result(None)
+            return
+        self._ready.append(future)
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # loop closed: nobody is waiting any more
+            pass
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._scheduled = False
+        ready = self._ready
+        while ready:
+            future = ready.popleft()
+            if not future.done():
+                future.set_result(None)
+
+
+__all__ = ["Job", "JobStatus", "ReactrError", "Result", "is_result_id", "new_result_id"]

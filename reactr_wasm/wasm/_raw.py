@@ -1,0 +1,267 @@
+"""The one module that uses wasmtime-py's private C bindings.
+
+wasmtime-py's public ``Func.__call__`` type-checks and converts every argument on
+every call (~17 µs); host functions defined through ``Linker.define_func`` go
+through a generic trampoline (~3 µs); ``Memory.read``/``write`` re-fetch the
+memory on each access. A Reactr job is four guest calls and at least one host
+call, so the hot path uses the C API's *unchecked* entry points instead:
+
+* ``RawFunc``: calls an export with a preallocated array of raw values.
+* ``define_raw_func``: links a host function whose callback reads raw values.
+* ``memory_base``: the address of a linear memory that never moves
+  (``Config.memory_may_move = False``), so reads and writes are one memmove.
+* ``set_epoch_callback``: lets the host decide, on each epoch tick, whether a
+  running guest continues or traps (timeouts and cancellation).
+
+``tests/test_raw_path.py`` checks that this path and the public API agree.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Callable
+from ctypes import POINTER, byref, c_size_t, c_uint8, c_uint64, c_void_p
+
+from wasmtime import Config, Func, Linker, Memory, Store, Trap, WasmtimeError
+from wasmtime import _ffi as ffi
+
+log = logging.getLogger(__name__)
+
+# The hot entry points get their own handles with plain address arguments:
+# ctypes converts ints to c_void_p ~3x faster than it checks typed pointers.
+_lib = ctypes.CDLL(ffi.dll._name)
+# RawFunc passes ready-made ctypes objects, which skips argtypes conversion.
+_call_unchecked = _lib.wasmtime_func_call_unchecked
+_call_unchecked.restype = c_void_p
+_THREE_SLOTS = c_size_t(3)
+_set_deadline = _lib.wasmtime_context_set_epoch_deadline
+_set_deadline.argtypes = [c_void_p, c_uint64]
+_set_deadline.restype = None
+_define_unchecked = _lib.wasmtime_linker_define_func_unchecked
+_define_unchecked.argtypes = [
+    c_void_p, ctypes.c_char_p, c_size_t, ctypes.c_char_p, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p
+]
+_define_unchecked.restype = c_void_p
+
+I32_MASK = 0xFFFFFFFF
+
+# A host function takes its i32 arguments as Python ints and returns an int
+# (functions with one i32 result) or None; it raises GuestFault to trap.
+HostCallback = Callable[..., "int | None"]
+
+# wasmtime's raw value is 16 bytes wide: the i32 of argument i is int32 slot 4*i.
+_RAW_STRIDE = ctypes.sizeof(ffi.wasmtime_val_raw) // 4
+_RawCallbackType = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_size_t)
+
+
+class GuestFault(Exception):
+    """Raised inside a host function to trap the calling guest with a message."""
+
+
+class GuestTrap(Exception):
+    """A guest call ended in a trap (or an engine error); ``message`` says why."""
+
+    def __init__(self, message: str, *, interrupted: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.interrupted = interrupted
+
+
+def config_memory_never_moves(config: Config) -> None:
+    """Linear memories keep their address for life (a cached base stays valid)."""
+    ffi.wasmtime_config_memory_may_move_set(config.ptr(), False)
+
+
+def _trap_address(message: str) -> int:
+    raw = message.encode("utf-8", "replace")
+    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(raw), len(raw))
+    return ctypes.cast(trap, c_void_p).value or 0
+
+
+# Callback objects must outlive the linker; the linker lives as long as the
+# engine, which is process-wide in practice, so they are kept here.
+_KEEP_ALIVE: list[object] = []
+
+
+def define_raw_func(
+    linker: Linker,
+    module: str,
+    name: str,
+    params: int,
+    results: int,
+    func: HostCallback,
+) -> None:
+    """Link ``module.name`` (``params`` i32 in, ``results`` (0 or 1) i32 out) to ``func``."""
+    from wasmtime import FuncType, ValType
+
+    ty = FuncType([ValType.i32()] * params, [ValType.i32()] * results)
+    view_type = ctypes.c_int32 * (max(params, results, 1) * _RAW_STRIDE)
+    arg_slots = slice(0, params * _RAW_STRIDE, _RAW_STRIDE)
+    has_result = results == 1
+
+    def trampoline(env: int, caller: int, values_at: int, count: int) -> int:
+        try:
+            view = view_type.from_address(values_at)
+            value = func(*view[arg_slots])
+            if has_result:
+                view[0] = value
+            return 0
+        except GuestFault as fault:
+            return _trap_address(f"{name}: {fault}")
+        except BaseException:  # never let a Python error cross into wasm
+            log.exception("host function %s failed", name)
+            return _trap_address(f"{name}: internal host error")
+
+    callback = _RawCallbackType(trampoline)
+    _KEEP_ALIVE.append(callback)
+    module_raw, name_raw = module.encode(), name.encode()
+    error = _define_unchecked(
+        _address(linker.ptr()),
+        module_raw,
+        len(module_raw),
+        name_raw,
+        len(name_raw),
+        _address(ty.ptr()),
+        callback,
+        None,
+        None,
+    )
+    if error:
+        raise WasmtimeError._from_ptr(ctypes.cast(error, POINTER(ffi.wasmtime_error_t)))
+
+
+class RawFunc:
+    """An exported function called through the unchecked C entry point.
+
+    Arguments and results share one preallocated array; all ABI values are i32.
+    """
+
+    __slots__ = ("_owner", "_context", "_func", "_values", "_values_at", "_trap", "_trap_at")
+
+    def __init__(self, store: Store, func: Func, params: int, results: int) -> None:
+        self._owner = (store, func)  # keeps what the addresses below point into alive
+        if params > 3 or results > 1:
+            raise ValueError("RawFunc supports up to three i32 parameters and one i32 result")
+        self._context = c_void_p(_address(store._context()))
+        self._func = c_void_p(ctypes.addressof(func._func))
+        self._values = (ctypes.c_int32 * (3 * _RAW_STRIDE))()
+        self._values_at = c_void_p(ctypes.addressof(self._values))
+        self._trap = c_void_p()
+        self._trap_at = c_void_p(ctypes.addressof(self._trap))
+
+    def __call__(self, a: int = 0, b: int = 0, c: int = 0) -> int:
+        # Reactr's exports take at most three i32s; writing all three slots is
+        # cheaper than working out how many were given.
+        values = self._values
+        values[0] = a
+        values[_RAW_STRIDE] = b
+        values[2 * _RAW_STRIDE] = c
+        error = _call_unchecked(self._context, self._func, self._values_at, _THREE_SLOTS, self._trap_at)
+        if error or self._trap.value:
+            self._raise(error)
+        return values[0]
+
+    def _raise(self, error: int | None) -> None:
+        if error:
+            pointer = ctypes.cast(error, POINTER(ffi.wasmtime_error_t))
+            message = str(WasmtimeError._from_ptr(pointer))
+            raise GuestTrap(message, interrupted=_INTERRUPTED in message)
+        trap = Trap._from_ptr(ctypes.cast(self._trap.value, POINTER(ffi.wasm_trap_t)))
+        self._trap.value = None
+        code = trap.trap_code
+        message = trap.message
+        interrupted = (code is not None and code.name == "INTERRUPT") or _INTERRUPTED in message
+        raise GuestTrap(message, interrupted=interrupted)
+
+
+def _address(pointer: object) -> int:
+    return ctypes.cast(pointer, c_void_p).value or 0
+
+
+class RawMemory:
+    """Bounds-checked access to a linear memory at a fixed address."""
+
+    __slots__ = ("_context", "_memory", "_base", "size")
+
+    def __init__(self, store: Store, memory: Memory) -> None:
+        self._context = store._context()
+        self._memory = byref(memory._memory)
+        pointer = ffi.wasmtime_memory_data(self._context, self._memory)
+        self._base = ctypes.cast(pointer, c_void_p).value or 0
+        self.size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+
+    def _check(self, ptr: int, length: int) -> None:
+        if ptr + length > self.size:
+            # Memories only grow: refresh the size once before refusing.
+            self.size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+            if ptr + length > self.size:
+                raise GuestFault(
+                    f"pointer {ptr} + length {length} is outside guest memory "
+                    f"({self.size} bytes)"
+                )
+
+    def read(self, ptr: int, length: int) -> bytes:
+        """Bytes ``[ptr, ptr+length)``; raises GuestFault when out of bounds."""
+        ptr &= I32_MASK
+        length &= I32_MASK
+        self._check(ptr, length)
+        return ctypes.string_at(self._base + ptr, length)
+
+    def write(self, ptr: int, data: bytes) -> None:
+        """Copy ``data`` to ``ptr``; raises GuestFault when out of bounds."""
+        ptr &= I32_MASK
+        self._check(ptr, len(data))
+        ctypes.memmove(self._base + ptr, data, len(data))
+
+
+# Epoch deadline callbacks: one C callback for all stores; ``data`` is a key
+# into this table of Python deciders. A decider returns None to let the guest
+# run one more tick, or a message to trap it.
+EpochDecider = Callable[[], "str | None"]
+_DECIDERS: dict[int, EpochDecider] = {}
+_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+# Deciders prefix their trap messages with this so callers can tell an
+# interruption (timeout, cancellation) from a guest fault.
+_INTERRUPTED = "reactr-interrupt:"
+
+
+def _on_epoch_deadline(context: int, data: int, delta: ctypes._Pointer, kind: ctypes._Pointer) -> int:
+    decider = _DECIDERS.get(data or 0)
+    message = decider() if decider is not None else "instance closed"
+    if message is None:
+        delta[0] = 1
+        kind[0] = _CONTINUE
+        return 0
+    raw = (_INTERRUPTED + message).encode()
+    error = ffi.wasmtime_error_new(ctypes.create_string_buffer(raw))
+    return ctypes.cast(error, c_void_p).value or 0
+
+
+_EPOCH_CALLBACK = ctypes.CFUNCTYPE(
+    c_size_t, POINTER(ffi.wasmtime_context_t), c_void_p, POINTER(c_uint64), POINTER(c_uint8)
+)(_on_epoch_deadline)
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, c_void_p))
+
+
+def set_epoch_callback(store: Store, key: int, decider: EpochDecider) -> None:
+    """Route ``store``'s epoch deadlines to ``decider`` (until ``clear_epoch_callback``)."""
+    _DECIDERS[key] = decider
+    ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _EPOCH_CALLBACK, key, _NO_FINALIZER)
+
+
+def clear_epoch_callback(key: int) -> None:
+    _DECIDERS.pop(key, None)
+
+
+class EpochDeadline:
+    """Sets one store's epoch deadline (``ticks`` beyond the engine's current epoch)."""
+
+    __slots__ = ("_owner", "_context")
+
+    def __init__(self, store: Store) -> None:
+        self._owner = store
+        self._context = _address(store._context())
+
+    def __call__(self, ticks: int) -> None:
+        _set_deadline(self._context, ticks)

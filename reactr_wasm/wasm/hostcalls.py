@@ -1,0 +1,291 @@
+"""The ``env`` host functions of Reactr's guest ABI (``reactr-abi.md`` §2).
+
+Each function finds the job it serves through the calling thread: an instance
+runs one job at a time on one thread, so ``JobContext`` is set per thread for
+the length of a guest call. The ``ident`` argument must match that job, which
+closes Reactr's hole where a guest could guess another job's ident.
+
+Errors the guest causes are values (the ABI's codes) or, for pointers outside
+its memory, a trap that fails only this job (``GuestFault``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wasmtime import Linker
+
+from ..capabilities.cache import Cache, CacheMiss
+from ..errors import RunErr
+from . import _raw
+from .request import CoordinatedRequest, FieldError
+
+log = logging.getLogger("reactr_wasm.guest")
+
+NOT_ENABLED = "capability is not enabled"
+LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
+
+
+@dataclass(slots=True)
+class JobContext:
+    """What host functions may see and change while one job runs."""
+
+    ident: int
+    runnable: str
+    result_id: str = ""
+    request: CoordinatedRequest | None = None
+    output: bytes | None = None
+    error: RunErr | None = None
+    pending: tuple[bytes, bool] | None = None  # (bytes, is_error) awaiting get_ffi_result
+    ffi_vars: list[str] = field(default_factory=list)
+    control: RunControl = field(default_factory=lambda: RunControl())
+    max_output: int = 1 << 62
+    extra_calls: int = 0
+
+
+class RunControl:
+    """Deadline and cancel flag of one job run, shared with whoever may cancel it.
+
+    The engine reads both on every epoch tick while the guest runs.
+    """
+
+    __slots__ = ("deadline", "cancelled")
+
+    def __init__(self, deadline: float = float("inf")) -> None:
+        self.deadline = deadline
+        self.cancelled = False
+
+
+class _Current(threading.local):
+    job: JobContext | None = None
+    memory: _raw.RawMemory | None = None
+
+
+class HostCalls:
+    """The ``env`` functions, bound to one engine's capabilities."""
+
+    def __init__(self, cache: Cache | None) -> None:
+        self.current = _Current()
+        self._cache = cache
+
+    # --- plumbing ------------------------------------------------------------
+
+    def link(self, linker: Linker) -> None:
+        """Define every function (and its ``_swift`` twin) in ``linker``."""
+        for name, (params, results, func) in self._table().items():
+            _raw.define_raw_func(linker, "env", name, params, results, func)
+            # Swift appends two context registers; they carry nothing for us.
+            _raw.define_raw_func(linker, "env", f"{name}_swift", params + 2, results, _drop_two(func))
+
+    def _table(self) -> dict[str, tuple[int, int, Callable[..., int | None]]]:
+        return {
+            "return_result": (3, 0, self.return_result),
+            "return_error": (4, 0, self.return_error),
+            "return_abort": (7, 0, self.return_abort),
+            "get_ffi_result": (2, 1, self.get_ffi_result),
+            "add_ffi_var": (5, 1, self.add_ffi_var),
+            "log_msg": (4, 0, self.log_msg),
+            "request_get_field": (4, 1, self.request_get_field),
+            "request_set_field": (6, 1, self.request_set_field),
+            "resp_set_header": (5, 0, self.resp_set_header),
+            "cache_set": (6, 1, self.cache_set),
+            "cache_get": (3, 1, self.cache_get),
+            "fetch_url": (6, 1, self._not_enabled("fetch_url", (1, 2), (3, 4))),
+            "graphql_query": (5, 1, self._not_enabled("graphql_query", (0, 1), (2, 3))),
+            "get_static_file": (3, 1, self._not_enabled("get_static_file", (0, 1))),
+            "db_exec": (4, 1, self._not_enabled("db_exec", (1, 2))),
+        }
+
+    def _job(self, ident: int, function: str) -> JobContext | None:
+        job = self.current.job
+        if job is None or job.ident != ident:
+            log.error("%s: ident %d does not belong to the calling job", function, ident)
+            return None
+        return job
+
+    def _read(self, ptr: int, length: int) -> bytes:
+        memory = self.current.memory
+        assert memory is not None
+        return memory.read(ptr, length)
+
+    def _text(self, ptr: int, length: int) -> str:
+        return self._read(ptr, length).decode("utf-8", "replace")
+
+    @staticmethod
+    def _pend(job: JobContext, data: bytes, is_error: bool = False) -> int:
+        """Store a pending FFI result and return its ABI size."""
+        if is_error and len(data) < 2:
+            data = data.ljust(2)  # 0 and 1 byte errors would read as success / -1
+        job.pending = (data, is_error)
+        return -len(data) if is_error else len(data)
+
+    def _pend_error(self, job: JobContext, message: str) -> int:
+        return self._pend(job, message.encode(), True)
+
+    # --- results -------------------------------------------------------------
+
+    def return_result(self, ptr: int, length: int, ident: int) -> None:
+        job = self._job(ident, "return_result")
+        if job is None:
+            return
+        if length & _raw.I32_MASK > job.max_output:
+            raise _raw.GuestFault(f"result of {length & _raw.I32_MASK} bytes exceeds the limit of {job.max_output}")
+        data = self._read(ptr, length)
+        if job.output is not None or job.error is not None:
+            job.extra_calls += 1  # first record wins
+            return
+        job.output = data
+
+    def return_error(self, code: int, ptr: int, length: int, ident: int) -> None:
+        job = self._job(ident, "return_error")
+        if job is None:
+            return
+        message = self._text(ptr, length)
+        if job.error is not None:
+            job.extra_calls += 1
+            return
+        job.error = RunErr(code, message)  # an error beats an earlier result
+
+    def return_abort(
+        self, msg_ptr: int, msg_len: int, file_ptr: int, file_len: int, line: int, col: int, ident: int
+    ) -> None:
+        job = self._job(ident, "return_abort")
+        if job is None:
+            return
+        text = (
+            f"runnable abort: {self._text(msg_ptr, msg_len)}; file: {self._text(file_ptr, file_len)}, "
+            f"line: {line}, col: {col}"
+        )
+        log.error("%s", text, extra={"runnable": job.runnable, "result_id": job.result_id})
+        if job.error is None:
+            job.error = RunErr(-1, text)
+
+    def get_ffi_result(self, ptr: int, ident: int) -> int:
+        job = self._job(ident, "get_ffi_result")
+        if job is None or job.pending is None:
+            return -1
+        data, _ = job.pending
+        memory = self.current.memory
+        assert memory is not None
+        memory.write(ptr, data)
+        job.pending = None
+        return 0
+
+    def add_ffi_var(self, name_ptr: int, name_len: int, val_ptr: int, val_len: int, ident: int) -> int:
+        job = self._job(ident, "add_ffi_var")
+        if job is None:
+            return -1
+        self._read(name_ptr, name_len)  # names are checked but unused (positional)
+        job.ffi_vars.append(self._text(val_ptr, val_len))
+        return 0
+
+    # --- logging ---------------------------------------------------------------
+
+    def log_msg(self, ptr: int, length: int, level: int, ident: int) -> None:
+        job = self._job(ident, "log_msg")
+        if job is None:
+            return
+        message = self._text(ptr, length)
+        extra = {"runnable": job.runnable, "result_id": job.result_id}
+        if job.request is not None:
+            extra["request_id"] = job.request.request_id
+        log.log(LOG_LEVELS.get(level, logging.INFO), "[%s] %s", job.runnable, message, extra=extra)
+
+    # --- request mode ------------------------------------------------------------
+
+    def request_get_field(self, field_type: int, key_ptr: int, key_len: int, ident: int) -> int:
+        job = self._job(ident, "request_get_field")
+        if job is None:
+            return -1
+        key = self._text(key_ptr, key_len)
+        if job.pending is not None or job.request is None:
+            return -1
+        try:
+            return self._pend(job, job.request.get_field(field_type, key))
+        except FieldError as error:
+            log.info("request_get_field(%d, %r): %s", field_type, key, error)
+            return -1
+
+    def request_set_field(
+        self, field_type: int, key_ptr: int, key_len: int, val_ptr: int, val_len: int, ident: int
+    ) -> int:
+        job = self._job(ident, "request_set_field")
+        if job is None:
+            return -1
+        key, value = self._text(key_ptr, key_len), self._text(val_ptr, val_len)
+        if job.pending is not None or job.request is None:
+            return -1
+        try:
+            job.request.set_field(field_type, key, value)
+        except FieldError as error:
+            return self._pend_error(job, str(error))
+        return self._pend(job, b"")
+
+    def resp_set_header(self, key_ptr: int, key_len: int, val_ptr: int, val_len: int, ident: int) -> None:
+        job = self._job(ident, "resp_set_header")
+        if job is None:
+            return
+        key, value = self._text(key_ptr, key_len), self._text(val_ptr, val_len)
+        if job.request is None:
+            log.info("resp_set_header(%r) ignored: job %s is not a request", key, job.result_id)
+            return
+        job.request.resp_headers[key] = value
+
+    # --- cache -------------------------------------------------------------------
+
+    def cache_set(
+        self, key_ptr: int, key_len: int, val_ptr: int, val_len: int, ttl: int, ident: int
+    ) -> int:
+        job = self._job(ident, "cache_set")
+        if job is None:
+            return -1
+        key, value = self._read(key_ptr, key_len), self._read(val_ptr, val_len)
+        if self._cache is None:
+            log.warning("cache_set by %s refused: %s", job.runnable, NOT_ENABLED)
+            return -2
+        self._cache.set(key, value, ttl)
+        return 0
+
+    def cache_get(self, key_ptr: int, key_len: int, ident: int) -> int:
+        job = self._job(ident, "cache_get")
+        if job is None:
+            return -1
+        key = self._read(key_ptr, key_len)
+        if job.pending is not None:
+            return -1
+        if self._cache is None:
+            log.warning("cache_get by %s refused: %s", job.runnable, NOT_ENABLED)
+            return self._pend_error(job, NOT_ENABLED)
+        try:
+            return self._pend(job, self._cache.get(key))
+        except CacheMiss:
+            return self._pend_error(job, "key not found")
+
+    # --- capabilities not built yet ------------------------------------------------
+
+    def _not_enabled(self, function: str, *buffers: tuple[int, int]) -> Callable[..., int]:
+        """A host function whose capability is off: the ABI's pending error."""
+
+        def refuse(*args: int) -> int:
+            job = self._job(args[-1], function)
+            if job is None:
+                return -1
+            for ptr_index, len_index in buffers:
+                self._read(args[ptr_index], args[len_index])
+            if job.pending is not None:
+                return -1
+            log.warning("%s by %s refused: %s", function, job.runnable, NOT_ENABLED)
+            return self._pend_error(job, NOT_ENABLED)
+
+        return refuse
+
+
+def _drop_two(func: Callable[..., int | None]) -> Callable[..., int | None]:
+    def swift_twin(*args: int) -> int | None:
+        # Swift passes ident before its two context registers.
+        return func(*args[:-2])
+
+    return swift_twin

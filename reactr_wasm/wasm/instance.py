@@ -1,0 +1,134 @@
+"""One Wasm instance in its own store, and the per-job ABI call sequence."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+from wasmtime import Engine, InstancePre, Store, WasiConfig, WasmtimeError
+
+from ..errors import ModuleError
+from . import _raw
+from .hostcalls import HostCalls, JobContext
+
+_keys = itertools.count(1)
+_EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-runnable hard limits."""
+
+    timeout_seconds: float = 10.0
+    memory_bytes: int = 256 * 1024 * 1024
+    max_result_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    """What one job left behind: the recorded context plus any trap."""
+
+    trap: _raw.GuestTrap | None
+    setup_error: str | None = None
+
+    @property
+    def broken(self) -> bool:
+        """A trapped instance may hold corrupt state: it must not run again."""
+        return self.trap is not None or self.setup_error is not None
+
+
+class WasmInstance:
+    """An instantiated runnable; runs one job at a time; ``close()`` frees it.
+
+    The store's epoch callback consults the running job on every tick, so a
+    timeout or a cancel stops the guest within one tick.
+    """
+
+    def __init__(
+        self, engine: Engine, pre: InstancePre, host: HostCalls, limits: Limits, source: str
+    ) -> None:
+        self._host = host
+        self._key = next(_keys)
+        self._job: JobContext | None = None
+        self._deadline = time.monotonic() + limits.timeout_seconds
+        self.store = Store(engine)
+        self.store.set_limits(memory_size=limits.memory_bytes)
+        self.store.set_wasi(WasiConfig())
+        _raw.set_epoch_callback(self.store, self._key, self._on_tick)
+        _raw.EpochDeadline(self.store)(1)
+        try:
+            self._start(pre, source)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, pre: InstancePre, source: str) -> None:
+        try:
+            instance = pre.instantiate(self.store)
+        except (WasmtimeError, Exception) as error:
+            raise ModuleError(f"{source}: cannot instantiate: {_first_line(error)}") from None
+        exports = instance.exports(self.store)
+        self.memory = _raw.RawMemory(self.store, exports["memory"])  # type: ignore[arg-type]
+        self._allocate = _raw.RawFunc(self.store, exports["allocate"], 1, 1)  # type: ignore[arg-type]
+        self._run_e = _raw.RawFunc(self.store, exports["run_e"], 3, 0)  # type: ignore[arg-type]
+        dealloc = exports.get("deallocate")
+        self._deallocate = _raw.RawFunc(self.store, dealloc, 2, 0) if dealloc else None  # type: ignore[arg-type]
+        # Reactr's Wasmtime build calls _start; Wasmer builds also called init
+        # (Rust derive-macro and pre-v0.12 modules need it), so call both.
+        for entry in ("_start", "init"):
+            func = exports.get(entry)
+            if func is None:
+                continue
+            try:
+                _raw.RawFunc(self.store, func, 0, 0)()  # type: ignore[arg-type]
+            except _raw.GuestTrap as trap:
+                if _EXIT_OK not in trap.message:
+                    raise ModuleError(f"{source}: trap in {entry}: {_first_line(trap)}") from None
+
+    def _on_tick(self) -> str | None:
+        job = self._job
+        if job is not None:
+            if job.control.cancelled:
+                return "job cancelled"
+            if time.monotonic() >= job.control.deadline:
+                return "job timeout"
+        elif time.monotonic() >= self._deadline:
+            return "instance start timeout"
+        return None
+
+    def run(self, job: JobContext, data: bytes) -> CallOutcome:
+        """Run one job through allocate → write → run_e → deallocate."""
+        current = self._host.current
+        current.job, current.memory = job, self.memory
+        self._job = job
+        try:
+            length = len(data)
+            try:
+                ptr = self._allocate(length)
+                self.memory.write(ptr, data)
+            except (_raw.GuestTrap, _raw.GuestFault) as error:
+                return CallOutcome(None, f"failed to instance.writeMemory: failed to Call allocate: {error}")
+            trap = None
+            try:
+                self._run_e(ptr, length, job.ident)
+            except _raw.GuestTrap as error:
+                trap = error
+            if trap is None and self._deallocate is not None:
+                try:
+                    self._deallocate(ptr, length)
+                except _raw.GuestTrap as error:
+                    trap = error
+            return CallOutcome(trap)
+        finally:
+            current.job = current.memory = None
+            self._job = None
+
+    def close(self) -> None:
+        _raw.clear_epoch_callback(self._key)
+        self.store.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

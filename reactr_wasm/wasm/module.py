@@ -1,0 +1,150 @@
+"""Compiling runnables: content-addressed disk cache and the Reactr ABI check."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+from wasmtime import Engine, FuncType, Module, WasmtimeError
+
+from ..errors import ModuleError
+
+log = logging.getLogger(__name__)
+
+# name -> (param count, result count), all i32 (reactr-abi.md §1.1)
+REQUIRED_EXPORTS = {"allocate": (1, 1), "run_e": (3, 0)}
+OPTIONAL_EXPORTS = {"deallocate": (2, 0), "_start": (0, 0), "init": (0, 0)}
+
+# env imports the engine links, and the capability each one needs.
+HOST_FUNCTIONS = {
+    "return_result": None,
+    "return_error": None,
+    "return_abort": None,
+    "get_ffi_result": None,
+    "add_ffi_var": "db",
+    "log_msg": "log",
+    "request_get_field": "request",
+    "request_set_field": "request",
+    "resp_set_header": "request",
+    "cache_set": "cache",
+    "cache_get": "cache",
+    "fetch_url": "http",
+    "graphql_query": "graphql",
+    "get_static_file": "file",
+    "db_exec": "db",
+}
+WASI_MODULES = {"wasi_snapshot_preview1", "wasi_unstable"}
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What ``inspect`` shows: exports, imports, capabilities and the verdict."""
+
+    exports: list[str]
+    imports: list[str]
+    capabilities: list[str]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _signature(ty: object) -> tuple[int, int] | None:
+    if not isinstance(ty, FuncType):
+        return None
+    if any(str(t) != "i32" for t in [*ty.params, *ty.results]):
+        return None
+    return len(ty.params), len(ty.results)
+
+
+def check_abi(module: Module) -> ModuleInfo:
+    """Check ``module`` against the Reactr guest ABI without instantiating it."""
+    problems: list[str] = []
+    exports = {e.name: e.type for e in module.exports}
+    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        problems.append("missing export 'memory'")
+    for name, wanted in {**REQUIRED_EXPORTS, **OPTIONAL_EXPORTS}.items():
+        if name not in exports:
+            if name in REQUIRED_EXPORTS:
+                problems.append(f"missing export '{name}'")
+            continue
+        got = _signature(exports[name])
+        if got != wanted:
+            problems.append(f"export '{name}' must take {wanted[0]} i32 and return {wanted[1]} i32")
+
+    imports: list[str] = []
+    capabilities: set[str] = set()
+    for item in module.imports:
+        label = f"{item.module}.{item.name}"
+        imports.append(label)
+        if item.module in WASI_MODULES:
+            continue
+        base = (item.name or "").removesuffix("_swift")
+        if item.module != "env" or base not in HOST_FUNCTIONS:
+            problems.append(f"imports unknown function '{label}'")
+            continue
+        capability = HOST_FUNCTIONS[base]
+        if capability:
+            capabilities.add(capability)
+    return ModuleInfo(sorted(exports), imports, sorted(capabilities), problems)
+
+
+class ModuleCache:
+    """Compiled modules on disk, keyed by content hash and wasmtime version.
+
+    A corrupt or foreign cache entry is ignored and rewritten, never trusted
+    blindly: wasmtime refuses artefacts from another version or config.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def _path(self, digest: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"{digest}-wasmtime{wasmtime.__version__}.cwasm"
+
+    def load(self, engine: Engine, wasm: bytes) -> Module:
+        digest = hashlib.sha256(wasm).hexdigest()
+        path = self._path(digest)
+        if path is not None and path.exists():
+            try:
+                return Module.deserialize_file(engine, str(path))
+            except WasmtimeError as error:
+                log.warning("ignoring unusable compiled cache %s: %s", path, error)
+        module = Module(engine, wasm)
+        if path is not None:
+            self._store(path, module)
+        return module
+
+    @staticmethod
+    def _store(path: Path, module: Module) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as out:
+                out.write(module.serialize())
+            os.replace(tmp, path)  # readers never see a half-written file
+        except OSError as error:
+            log.warning("cannot write compiled cache %s: %s", path, error)
+
+
+def compile_module(engine: Engine, cache: ModuleCache, wasm: bytes, source: str) -> tuple[Module, ModuleInfo]:
+    """Compile and check; raises ModuleError naming ``source`` and the reason."""
+    if wasm[:4] != b"\0asm":
+        raise ModuleError(f"{source}: not a WebAssembly module (bad magic bytes)")
+    try:
+        module = cache.load(engine, wasm)
+    except WasmtimeError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "invalid module"
+        raise ModuleError(f"{source}: cannot compile: {first_line}") from None
+    info = check_abi(module)
+    if not info.ok:
+        raise ModuleError(f"{source}: " + "; ".join(info.problems))
+    return module, info

@@ -1,0 +1,74 @@
+"""Instance pools: reuse warm instances or build a fresh one per job."""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+from wasmtime import Engine, InstancePre
+
+from .hostcalls import HostCalls
+from .instance import Limits, WasmInstance
+
+Isolation = Literal["reuse", "fresh"]
+
+
+class InstancePool:
+    """Hands out instances of one runnable to worker threads.
+
+    ``reuse`` keeps idle instances warm (guest state persists between jobs, as
+    in Reactr); ``fresh`` builds one per job and closes it afterwards. Either
+    way, an instance whose job trapped is closed, never handed out again.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        pre: InstancePre,
+        host: HostCalls,
+        limits: Limits,
+        isolation: Isolation,
+        source: str,
+    ) -> None:
+        self._engine, self._pre, self._host = engine, pre, host
+        self.limits, self.isolation, self._source = limits, isolation, source
+        self._idle: list[WasmInstance] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def acquire(self) -> WasmInstance:
+        """An instance for one job; raises ModuleError when it cannot be built."""
+        if self.isolation == "reuse":
+            with self._lock:
+                if self._idle:
+                    return self._idle.pop()
+        return WasmInstance(self._engine, self._pre, self._host, self.limits, self._source)
+
+    def release(self, instance: WasmInstance, broken: bool) -> None:
+        if broken or self.isolation == "fresh":
+            instance.close()
+            return
+        with self._lock:
+            if not self._closed:
+                self._idle.append(instance)
+                return
+        instance.close()
+
+    def prewarm(self, count: int) -> None:
+        if self.isolation != "reuse":
+            return
+        instances = [self.acquire() for _ in range(count)]
+        for instance in instances:
+            self.release(instance, broken=False)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def close(self) -> None:
+        """Close idle instances; instances still running close on release."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for instance in idle:
+            instance.close()

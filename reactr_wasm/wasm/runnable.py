@@ -1,0 +1,92 @@
+"""A compiled Wasm runnable: turns one job payload into output or an error."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+from wasmtime import Engine, InstancePre
+
+from ..errors import ExecutionError, JobCancelled, JobTimeout, RunErr
+from .hostcalls import HostCalls, JobContext, RunControl
+from .instance import Limits
+from .module import ModuleInfo
+from .pool import InstancePool, Isolation
+from .request import CoordinatedRequest
+
+# Idents only need to be unique among running jobs: host calls also check
+# that the ident belongs to the calling thread's job, so guessing gains nothing.
+_idents = itertools.count(1)
+_IDENT_MASK = 0x7FFFFFFE
+
+
+@dataclass(frozen=True)
+class CoordinatedResponse:
+    """The outcome of a request job: output bytes plus the headers the guest set."""
+
+    output: bytes
+    resp_headers: dict[str, str]
+
+
+class WasmRunnable:
+    """One ``.wasm`` runnable with its instance pool and limits. Thread-safe."""
+
+    def __init__(
+        self,
+        name: str,
+        engine: Engine,
+        pre: InstancePre,
+        info: ModuleInfo,
+        host: HostCalls,
+        limits: Limits,
+        isolation: Isolation,
+        source: str,
+    ) -> None:
+        self.name, self.info, self.limits, self.source = name, info, limits, source
+        self.pool = InstancePool(engine, pre, host, limits, isolation, source)
+
+    def run(
+        self, payload: bytes, *, result_id: str = "", control: RunControl | None = None
+    ) -> bytes | CoordinatedResponse:
+        """Run one job. Raises RunErr, ExecutionError, JobTimeout, JobCancelled, ModuleError."""
+        if control is None:
+            control = RunControl()
+        if control.deadline == float("inf"):
+            control.deadline = time.monotonic() + self.limits.timeout_seconds
+        request = CoordinatedRequest.from_payload(payload)
+        job = JobContext(
+            ident=next(_idents) & _IDENT_MASK,
+            runnable=self.name,
+            result_id=result_id,
+            request=request,
+            control=control,
+            max_output=self.limits.max_result_bytes,
+        )
+        instance = self.pool.acquire()
+        outcome = None
+        try:
+            outcome = instance.run(job, request.body if request else payload)
+        finally:
+            self.pool.release(instance, broken=outcome is None or outcome.broken)
+        trap = outcome.trap
+        if trap is not None and trap.interrupted:
+            if control.cancelled:
+                raise JobCancelled()
+            raise JobTimeout()
+        if job.error is not None:
+            raise job.error
+        if outcome.setup_error is not None:
+            raise ExecutionError(outcome.setup_error)
+        if trap is not None:
+            raise ExecutionError(f"wasm execution error: failed to wasmFunc: {trap.message.strip()}")
+        output = job.output if job.output is not None else b""
+        if request is not None:
+            return CoordinatedResponse(output, request.resp_headers)
+        return output
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+__all__ = ["CoordinatedResponse", "RunErr", "WasmRunnable"]
