@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..errors import JobCancelled, JobTimeout, ReactrError
@@ -34,7 +35,7 @@ def is_result_id(text: str) -> bool:
     return len(text) == RESULT_ID_LENGTH and all(c in _ID_ALPHABET for c in text)
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -49,7 +50,7 @@ FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatu
 class Job:
     """A unit of work: the name of a runnable and its data."""
 
-    __slots__ = ("name", "data", "id")
+    __slots__ = ("data", "id", "name")
 
     def __init__(self, name: str, data: Any = None, id: str | None = None) -> None:
         self.name = name
@@ -77,8 +78,18 @@ class Result:
     """
 
     __slots__ = (
-        "job", "status", "created", "started", "finished", "control",
-        "_value", "_error", "_callbacks", "_event", "_lock", "_on_cancel",
+        "_callbacks",
+        "_error",
+        "_event",
+        "_lock",
+        "_on_cancel",
+        "_value",
+        "control",
+        "created",
+        "finished",
+        "job",
+        "started",
+        "status",
     )
 
     def __init__(self, job: Job) -> None:
@@ -250,10 +261,8 @@ class _LoopBridge:
             if self._scheduled:
                 return
             self._scheduled = True
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
             self._loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # loop closed: nobody is waiting any more
-            pass
 
     def _drain(self) -> None:
         with self._lock:

@@ -115,7 +115,10 @@ class Reactr:
             self._workers[name] = worker
         if old is not None:
             old.stop(wait=False)
-        return lambda data=None: self.do(Job(name, data))
+        def do_job(data: Any = None) -> Result:
+            return self.do(Job(name, data))
+
+        return do_job
 
     def deregister(self, name: str) -> None:
         """Remove a runnable; its queued jobs still run, then its threads stop."""

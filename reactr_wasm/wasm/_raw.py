@@ -22,6 +22,7 @@ import ctypes
 import logging
 from collections.abc import Callable
 from ctypes import POINTER, byref, c_size_t, c_uint8, c_uint64, c_void_p
+from typing import Any
 
 from wasmtime import Config, Func, Linker, Memory, Store, Trap, WasmtimeError
 from wasmtime import _ffi as ffi
@@ -105,7 +106,7 @@ def define_raw_func(
             view = view_type.from_address(values_at)
             value = func(*view[arg_slots])
             if has_result:
-                view[0] = value
+                view[0] = value or 0
             return 0
         except GuestFault as fault:
             return _trap_address(f"{name}: {fault}")
@@ -137,7 +138,7 @@ class RawFunc:
     Arguments and results share one preallocated array; all ABI values are i32.
     """
 
-    __slots__ = ("_owner", "_context", "_func", "_values", "_values_at", "_trap", "_trap_at")
+    __slots__ = ("_context", "_func", "_owner", "_trap", "_trap_at", "_values", "_values_at")
 
     def __init__(self, store: Store, func: Func, params: int, results: int) -> None:
         self._owner = (store, func)  # keeps what the addresses below point into alive
@@ -167,7 +168,7 @@ class RawFunc:
             pointer = ctypes.cast(error, POINTER(ffi.wasmtime_error_t))
             message = str(WasmtimeError._from_ptr(pointer))
             raise GuestTrap(message, interrupted=_INTERRUPTED in message)
-        trap = Trap._from_ptr(ctypes.cast(self._trap.value, POINTER(ffi.wasm_trap_t)))
+        trap = Trap._from_ptr(ctypes.cast(self._trap.value or 0, POINTER(ffi.wasm_trap_t)))
         self._trap.value = None
         code = trap.trap_code
         message = trap.message
@@ -175,14 +176,14 @@ class RawFunc:
         raise GuestTrap(message, interrupted=interrupted)
 
 
-def _address(pointer: object) -> int:
+def _address(pointer: Any) -> int:
     return ctypes.cast(pointer, c_void_p).value or 0
 
 
 class RawMemory:
     """Bounds-checked access to a linear memory at a fixed address."""
 
-    __slots__ = ("_context", "_memory", "_base", "size")
+    __slots__ = ("_base", "_context", "_memory", "size")
 
     def __init__(self, store: Store, memory: Memory) -> None:
         self._context = store._context()
@@ -226,7 +227,7 @@ _CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
 _INTERRUPTED = "reactr-interrupt:"
 
 
-def _on_epoch_deadline(context: int, data: int, delta: ctypes._Pointer, kind: ctypes._Pointer) -> int:
+def _on_epoch_deadline(context: int, data: int, delta: Any, kind: Any) -> int:
     decider = _DECIDERS.get(data or 0)
     message = decider() if decider is not None else "instance closed"
     if message is None:
@@ -257,7 +258,7 @@ def clear_epoch_callback(key: int) -> None:
 class EpochDeadline:
     """Sets one store's epoch deadline (``ticks`` beyond the engine's current epoch)."""
 
-    __slots__ = ("_owner", "_context")
+    __slots__ = ("_context", "_owner")
 
     def __init__(self, store: Store) -> None:
         self._owner = store

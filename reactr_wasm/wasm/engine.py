@@ -51,13 +51,17 @@ class WasmEngine:
         limits: Limits | None = None,
         isolation: Isolation = "reuse",
     ) -> WasmRunnable:
-        """Compile and check ``wasm``; raises ModuleError naming the source."""
+        """Compile, check and start one instance of ``wasm``.
+
+        Raises ModuleError naming the source and the reason, so a module whose
+        ``_start`` traps is refused here rather than failing its first job.
+        """
         label = f"runnable '{name}' ({source})" if source else f"runnable '{name}'"
         module, info = compile_module(self.engine, self.modules, wasm, label)
         pre = self.linker.instantiate_pre(module)
-        return WasmRunnable(
-            name, self.engine, pre, info, self.host, limits or Limits(), isolation, label
-        )
+        runnable = WasmRunnable(name, self.engine, pre, info, self.host, limits or Limits(), isolation, label)
+        runnable.pool.release(runnable.pool.acquire(), broken=False)
+        return runnable
 
     def load_file(self, name: str, path: Path, **options: object) -> WasmRunnable:
         return self.load(name, path.read_bytes(), source=str(path), **options)  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from wasmtime import Linker
 
@@ -29,21 +28,39 @@ NOT_ENABLED = "capability is not enabled"
 LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
-@dataclass(slots=True)
 class JobContext:
     """What host functions may see and change while one job runs."""
 
-    ident: int
-    runnable: str
-    result_id: str = ""
-    request: CoordinatedRequest | None = None
-    output: bytes | None = None
-    error: RunErr | None = None
-    pending: tuple[bytes, bool] | None = None  # (bytes, is_error) awaiting get_ffi_result
-    ffi_vars: list[str] = field(default_factory=list)
-    control: RunControl = field(default_factory=lambda: RunControl())
-    max_output: int = 1 << 62
-    extra_calls: int = 0
+    __slots__ = (
+        "control",
+        "error",
+        "extra_calls",
+        "ffi_vars",
+        "ident",
+        "max_output",
+        "output",
+        "pending",
+        "request",
+        "result_id",
+        "runnable",
+    )
+
+    def __init__(
+        self,
+        ident: int,
+        runnable: str,
+        result_id: str,
+        request: CoordinatedRequest | None,
+        control: RunControl,
+        max_output: int,
+    ) -> None:
+        self.ident, self.runnable, self.result_id = ident, runnable, result_id
+        self.request, self.control, self.max_output = request, control, max_output
+        self.output: bytes | None = None
+        self.error: RunErr | None = None
+        self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
+        self.ffi_vars: list[str] = []
+        self.extra_calls = 0  # result/error calls after the first, ignored
 
 
 class RunControl:
@@ -52,7 +69,7 @@ class RunControl:
     The engine reads both on every epoch tick while the guest runs.
     """
 
-    __slots__ = ("deadline", "cancelled")
+    __slots__ = ("cancelled", "deadline")
 
     def __init__(self, deadline: float = float("inf")) -> None:
         self.deadline = deadline

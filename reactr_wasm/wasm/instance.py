@@ -25,17 +25,8 @@ class Limits:
     max_result_bytes: int = 16 * 1024 * 1024
 
 
-@dataclass(slots=True)
-class CallOutcome:
-    """What one job left behind: the recorded context plus any trap."""
-
-    trap: _raw.GuestTrap | None
-    setup_error: str | None = None
-
-    @property
-    def broken(self) -> bool:
-        """A trapped instance may hold corrupt state: it must not run again."""
-        return self.trap is not None or self.setup_error is not None
+class SetupError(Exception):
+    """The input could not be handed to the guest (allocate failed)."""
 
 
 class WasmInstance:
@@ -97,8 +88,12 @@ class WasmInstance:
             return "instance start timeout"
         return None
 
-    def run(self, job: JobContext, data: bytes) -> CallOutcome:
-        """Run one job through allocate → write → run_e → deallocate."""
+    def run(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
+        """Run one job through allocate → write → run_e → deallocate.
+
+        Returns the trap that ended it, if any (the instance is then unusable);
+        raises SetupError when the input could not be handed over.
+        """
         current = self._host.current
         current.job, current.memory = job, self.memory
         self._job = job
@@ -108,7 +103,7 @@ class WasmInstance:
                 ptr = self._allocate(length)
                 self.memory.write(ptr, data)
             except (_raw.GuestTrap, _raw.GuestFault) as error:
-                return CallOutcome(None, f"failed to instance.writeMemory: failed to Call allocate: {error}")
+                raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {error}") from None
             trap = None
             try:
                 self._run_e(ptr, length, job.ident)
@@ -119,7 +114,7 @@ class WasmInstance:
                     self._deallocate(ptr, length)
                 except _raw.GuestTrap as error:
                     trap = error
-            return CallOutcome(trap)
+            return trap
         finally:
             current.job = current.memory = None
             self._job = None

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import wasmtime
-from wasmtime import Engine, FuncType, Module, WasmtimeError
+from wasmtime import Engine, FuncType, MemoryType, Module, WasmtimeError
 
 from ..errors import ModuleError
 
 log = logging.getLogger(__name__)
+
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 
 # name -> (param count, result count), all i32 (reactr-abi.md §1.1)
 REQUIRED_EXPORTS = {"allocate": (1, 1), "run_e": (3, 0)}
@@ -67,7 +69,7 @@ def check_abi(module: Module) -> ModuleInfo:
     """Check ``module`` against the Reactr guest ABI without instantiating it."""
     problems: list[str] = []
     exports = {e.name: e.type for e in module.exports}
-    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+    if not isinstance(exports.get("memory"), MemoryType):
         problems.append("missing export 'memory'")
     for name, wanted in {**REQUIRED_EXPORTS, **OPTIONAL_EXPORTS}.items():
         if name not in exports:
@@ -108,7 +110,7 @@ class ModuleCache:
     def _path(self, digest: str) -> Path | None:
         if self.directory is None:
             return None
-        return self.directory / f"{digest}-wasmtime{wasmtime.__version__}.cwasm"
+        return self.directory / f"{digest}-wasmtime{WASMTIME_VERSION}.cwasm"
 
     def load(self, engine: Engine, wasm: bytes) -> Module:
         digest = hashlib.sha256(wasm).hexdigest()

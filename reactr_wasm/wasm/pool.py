@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Literal
 
 from wasmtime import Engine, InstancePre
@@ -33,26 +32,24 @@ class InstancePool:
         self._engine, self._pre, self._host = engine, pre, host
         self.limits, self.isolation, self._source = limits, isolation, source
         self._idle: list[WasmInstance] = []
-        self._lock = threading.Lock()
         self._closed = False
 
     def acquire(self) -> WasmInstance:
         """An instance for one job; raises ModuleError when it cannot be built."""
         if self.isolation == "reuse":
-            with self._lock:
-                if self._idle:
-                    return self._idle.pop()
+            try:
+                return self._idle.pop()  # atomic under the GIL
+            except IndexError:
+                pass
         return WasmInstance(self._engine, self._pre, self._host, self.limits, self._source)
 
     def release(self, instance: WasmInstance, broken: bool) -> None:
-        if broken or self.isolation == "fresh":
+        if broken or self.isolation == "fresh" or self._closed:
             instance.close()
             return
-        with self._lock:
-            if not self._closed:
-                self._idle.append(instance)
-                return
-        instance.close()
+        self._idle.append(instance)
+        if self._closed:  # close() ran meanwhile: it may have missed this one
+            self._close_idle()
 
     def prewarm(self, count: int) -> None:
         if self.isolation != "reuse":
@@ -67,8 +64,13 @@ class InstancePool:
 
     def close(self) -> None:
         """Close idle instances; instances still running close on release."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for instance in idle:
+        self._closed = True
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        while True:
+            try:
+                instance = self._idle.pop()
+            except IndexError:
+                return
             instance.close()

@@ -39,7 +39,7 @@ class CoordinatedRequest:
         Like Reactr, a payload is a request when it is a JSON object whose
         ``method``, ``url`` and ``request_id`` are non-empty strings.
         """
-        if not payload[:1] == b"{" or b'"request_id"' not in payload:
+        if not payload.startswith(b"{") or b'"request_id"' not in payload:
             return None
         try:
             raw = json.loads(payload)

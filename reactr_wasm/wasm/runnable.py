@@ -10,7 +10,7 @@ from wasmtime import Engine, InstancePre
 
 from ..errors import ExecutionError, JobCancelled, JobTimeout, RunErr
 from .hostcalls import HostCalls, JobContext, RunControl
-from .instance import Limits
+from .instance import Limits, SetupError
 from .module import ModuleInfo
 from .pool import InstancePool, Isolation
 from .request import CoordinatedRequest
@@ -56,28 +56,23 @@ class WasmRunnable:
             control.deadline = time.monotonic() + self.limits.timeout_seconds
         request = CoordinatedRequest.from_payload(payload)
         job = JobContext(
-            ident=next(_idents) & _IDENT_MASK,
-            runnable=self.name,
-            result_id=result_id,
-            request=request,
-            control=control,
-            max_output=self.limits.max_result_bytes,
+            next(_idents) & _IDENT_MASK, self.name, result_id, request, control, self.limits.max_result_bytes
         )
         instance = self.pool.acquire()
-        outcome = None
+        broken = True
         try:
-            outcome = instance.run(job, request.body if request else payload)
+            trap = instance.run(job, request.body if request else payload)
+            broken = trap is not None
+        except SetupError as error:
+            raise ExecutionError(str(error)) from None
         finally:
-            self.pool.release(instance, broken=outcome is None or outcome.broken)
-        trap = outcome.trap
+            self.pool.release(instance, broken)
         if trap is not None and trap.interrupted:
             if control.cancelled:
                 raise JobCancelled()
             raise JobTimeout()
         if job.error is not None:
             raise job.error
-        if outcome.setup_error is not None:
-            raise ExecutionError(outcome.setup_error)
         if trap is not None:
             raise ExecutionError(f"wasm execution error: failed to wasmFunc: {trap.message.strip()}")
         output = job.output if job.output is not None else b""

@@ -1,0 +1,112 @@
+"""The Wasm engine on well-behaved modules: ABI sequence, isolation, request mode, cache."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from reactr_wasm import CoordinatedResponse, JobCancelled, Limits, RunErr, WasmEngine
+from reactr_wasm.wasm.hostcalls import RunControl
+
+from .conftest import wat_module
+
+LARGE = (b"lorem ipsum dolor sit amet " * 2500)[:64_000] + b"\xff\x00tail"
+
+
+def test_echo_small_large_and_empty(engine: WasmEngine) -> None:
+    echo = engine.load("echo", wat_module("echo"))
+    assert echo.run(b"my name is joe") == b"hello my name is joe"
+    assert echo.run(LARGE) == b"hello " + LARGE
+    assert echo.run(b"") == b"hello "
+
+
+def test_reuse_keeps_guest_state_fresh_does_not(engine: WasmEngine) -> None:
+    reused = engine.load("counter", wat_module("counter"))
+    fresh = engine.load("counter-fresh", wat_module("counter"), isolation="fresh")
+    assert [reused.run(b"") for _ in range(3)] == [b"1", b"2", b"3"]
+    assert [fresh.run(b"") for _ in range(3)] == [b"1", b"1", b"1"]
+
+
+def test_return_error_is_a_run_err_with_reactr_json(engine: WasmEngine) -> None:
+    both = engine.load("result-and-error", wat_module("result-and-error"))
+    with pytest.raises(RunErr) as error:
+        both.run(b"x")
+    assert (error.value.code, error.value.message) == (418, "teapot")
+    assert str(error.value) == '{"code":418,"message":"teapot"}'
+
+
+def test_first_result_wins(engine: WasmEngine) -> None:
+    assert engine.load("double", wat_module("double-result")).run(b"") == b"first"
+
+
+def test_neither_result_nor_error_is_an_empty_success(engine: WasmEngine) -> None:
+    assert engine.load("none", wat_module("no-result")).run(b"anything") == b""
+
+
+def test_abort_becomes_run_err_minus_one(engine: WasmEngine) -> None:
+    with pytest.raises(RunErr) as error:
+        engine.load("abort", wat_module("abort")).run(b"")
+    assert error.value.code == -1
+    assert error.value.message == "runnable abort: boom; file: index.ts, line: 12, col: 5"
+
+
+def test_init_export_is_called_for_legacy_modules(engine: WasmEngine) -> None:
+    assert engine.load("init", wat_module("init-only")).run(b"") == b"hello"
+
+
+def test_swift_twins_and_assemblyscript_shape(engine: WasmEngine) -> None:
+    assert engine.load("swift", wat_module("swift-style")).run(b"Connor") == b"hello Connor"
+    assert engine.load("as", wat_module("as-style")).run(b"from AS!") == b"hello, from AS!"
+
+
+def test_ffi_roundtrip_through_the_shared_cache(engine: WasmEngine) -> None:
+    assert engine.load("ffi", wat_module("ffi-roundtrip")).run(b"very important") == b"very important"
+
+
+def test_request_mode_reads_body_and_returns_headers(engine: WasmEngine) -> None:
+    echo = engine.load("echo", wat_module("echo"))
+    request = {
+        "method": "POST", "url": "/hello?x=1", "request_id": "abc",
+        "body": "d29ybGQ=", "headers": {"X-A": "b"}, "state": {},
+    }
+    outcome = echo.run(json.dumps(request).encode())
+    assert outcome == CoordinatedResponse(b"hello world", {})
+
+
+def test_timeout_stops_the_guest_and_the_next_job_runs(engine: WasmEngine) -> None:
+    looping = engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=0.3))
+    started = time.monotonic()
+    with pytest.raises(Exception, match="job timeout"):
+        looping.run(b"")
+    assert 0.25 < time.monotonic() - started < 2.0
+    assert looping.pool.idle == 0  # the interrupted instance was discarded
+    echo = engine.load("echo", wat_module("echo"))
+    assert echo.run(b"again") == b"hello again"
+
+
+def test_cancel_interrupts_a_running_guest(engine: WasmEngine) -> None:
+    looping = engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=30))
+    control = RunControl()
+    threading.Timer(0.2, lambda: setattr(control, "cancelled", True)).start()
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        looping.run(b"", control=control)
+    assert time.monotonic() - started < 2.0
+
+
+def test_compiled_modules_are_cached_on_disk(tmp_path: object) -> None:
+    from pathlib import Path
+
+    cache_dir = Path(str(tmp_path)) / "cache"
+    with WasmEngine(cache_dir=cache_dir) as first:
+        first.load("echo", wat_module("echo"))
+    artefacts = list(cache_dir.glob("*.cwasm"))
+    assert len(artefacts) == 1
+    with WasmEngine(cache_dir=cache_dir) as second:
+        assert second.load("echo", wat_module("echo")).run(b"x") == b"hello x"
+    artefacts[0].write_bytes(b"garbage")  # a corrupt cache entry is ignored and rewritten
+    with WasmEngine(cache_dir=cache_dir) as third:
+        assert third.load("echo", wat_module("echo")).run(b"y") == b"hello y"

@@ -1,0 +1,139 @@
+"""The scheduler core: results, pools, cancellation, queue bounds, replacement."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from reactr_wasm import (
+    Job,
+    JobCancelled,
+    JobStatus,
+    JobTimeout,
+    Limits,
+    QueueFull,
+    Reactr,
+    RunErr,
+    RunnableNotFound,
+)
+from reactr_wasm.scheduler.job import is_result_id, new_result_id
+from reactr_wasm.scheduler.worker import FAST_STREAK
+
+from .conftest import wat_module
+
+
+def looping(reactr: Reactr, timeout: float) -> object:
+    return reactr.engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=timeout))
+
+
+def test_result_ids_are_24_random_symbols() -> None:
+    ids = {new_result_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(is_result_id(i) for i in ids)
+    assert not is_result_id("short") and not is_result_id("A" * 24)
+
+
+def test_do_then_and_await_give_the_same_value(reactr: Reactr) -> None:
+    reactr.register("echo", reactr.engine.load("echo", wat_module("echo")))
+    result = reactr.do("echo", b"joe")
+    assert result.then(timeout=5) == b"hello joe"
+    assert result.then(timeout=5) == b"hello joe"  # repeatable, unlike Reactr's Then
+    assert asyncio.run(_await(result)) == b"hello joe"
+    assert result.status is JobStatus.SUCCEEDED
+    assert result.started is not None and result.finished is not None
+
+
+async def _await(result: object) -> object:
+    return await result  # type: ignore[misc]
+
+
+def test_unknown_runnable_is_refused_at_do(reactr: Reactr) -> None:
+    with pytest.raises(RunnableNotFound, match='failed to getWorker for jobType "nope"'):
+        reactr.do("nope", b"")
+
+
+def test_python_runnables_and_their_errors(reactr: Reactr) -> None:
+    def teapot(job: Job, ctx: object) -> object:
+        raise RunErr(418, "teapot")
+
+    hello = reactr.register("hello", lambda job, ctx: {"hello": job.data})
+    reactr.register("teapot", teapot)
+    assert hello("world").then(timeout=5) == {"hello": "world"}
+    failed = reactr.do("teapot")
+    with pytest.raises(RunErr, match="teapot"):
+        failed.then(timeout=5)
+    assert failed.status is JobStatus.FAILED
+
+
+def test_pool_size_runs_jobs_at_the_same_time(reactr: Reactr) -> None:
+    reactr.register("loop", looping(reactr, 0.5), pool_size=2)  # type: ignore[arg-type]
+    started = time.monotonic()
+    results = [reactr.do("loop", b"") for _ in range(2)]
+    for result in results:
+        with pytest.raises(JobTimeout):
+            result.then(timeout=5)
+    assert time.monotonic() - started < 0.95  # one after the other would take >= 1.0 s
+
+
+def test_cancel_queued_and_running_jobs(reactr: Reactr) -> None:
+    reactr.register("loop", looping(reactr, 30))  # type: ignore[arg-type]
+    running = reactr.do("loop", b"")
+    queued = reactr.do("loop", b"")
+    deadline = time.monotonic() + 5
+    while running.status is not JobStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queued.cancel()
+    assert queued.status is JobStatus.CANCELLED
+    started = time.monotonic()
+    assert running.cancel()
+    with pytest.raises(JobCancelled):
+        running.then(timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert queued.started is None  # it never ran
+    assert not running.cancel()  # already finished
+
+
+def test_queue_bound(reactr: Reactr) -> None:
+    reactr.register("loop", looping(reactr, 0.3), max_queue=2)  # type: ignore[arg-type]
+    accepted = []
+    with pytest.raises(QueueFull, match="queue is full"):
+        for _ in range(10):
+            accepted.append(reactr.do("loop", b""))
+    assert 2 <= len(accepted) <= 3
+    for result in accepted:
+        result.cancel()
+
+
+def test_replacing_a_runnable_lets_running_jobs_finish_on_the_old_version(reactr: Reactr) -> None:
+    gate = threading.Event()
+
+    def old(job: Job, ctx: object) -> str:
+        gate.wait(5)
+        return "old"
+
+    reactr.register("thing", old)
+    in_flight = reactr.do("thing")
+    time.sleep(0.05)
+    reactr.register("thing", lambda job, ctx: "new")
+    assert reactr.do("thing").then(timeout=5) == "new"
+    gate.set()
+    assert in_flight.then(timeout=5) == "old"
+
+
+def test_fast_wasm_jobs_run_on_the_callers_thread(reactr: Reactr) -> None:
+    reactr.register("echo", reactr.engine.load("echo", wat_module("echo")))
+    for _ in range(FAST_STREAK + 1):
+        reactr.do("echo", b"x").then(timeout=5)
+    assert reactr.do("echo", b"x").done()  # finished before do() returned
+
+
+def test_awaiting_many_results_from_worker_threads() -> None:
+    async def main(reactr: Reactr) -> list[object]:
+        return await asyncio.gather(*(reactr.do("py", i) for i in range(500)))
+
+    with Reactr() as reactr:
+        reactr.register("py", lambda job, ctx: job.data * 2, pool_size=3)
+        assert asyncio.run(main(reactr)) == [i * 2 for i in range(500)]
