@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
 
@@ -79,10 +80,12 @@ class Result:
 
     __slots__ = (
         "_callbacks",
+        "_discarded",
         "_error",
         "_event",
         "_lock",
         "_on_cancel",
+        "_on_discard",
         "_value",
         "control",
         "created",
@@ -105,6 +108,8 @@ class Result:
         self._event: threading.Event | None = None
         self._lock = threading.Lock()
         self._on_cancel: Callable[[], None] | None = None
+        self._discarded = False
+        self._on_discard: list[Callable[[Result], None]] = []
 
     @property
     def id(self) -> str:
@@ -132,7 +137,7 @@ class Result:
         with self._lock:
             if self.status in FINISHED:
                 return False
-            self._value, self._error = value, error
+            self._value, self._error = (None if self._discarded else value), error
             self.finished = time.time()
             self.status = status
             callbacks, self._callbacks = self._callbacks, []
@@ -185,6 +190,38 @@ class Result:
                 raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
         return self.outcome()
 
+    def then_str(self, timeout: float | None = None) -> str:
+        """The value as text (bytes are decoded as UTF-8)."""
+        value = self.then(timeout)
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value).decode()
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"job {self.id}: result is {type(value).__name__}, not text")
+
+    def then_json(self, timeout: float | None = None) -> Any:
+        """The value parsed as JSON (bytes or str); other values are returned as they are."""
+        value = self.then(timeout)
+        if isinstance(value, (bytes, bytearray, str)):
+            return json.loads(value)
+        return value
+
+    def then_do(self, callback: Callable[[Any, BaseException | None], None]) -> None:
+        """Call ``callback(value, error)`` on a background thread once done."""
+
+        def deliver(result: Result) -> None:
+            _callback_pool().submit(callback, result._value, result._error)
+
+        self.add_done_callback(deliver)
+
+    def discard(self) -> None:
+        """Nobody will read this result: drop its value as soon as it exists."""
+        self._discarded = True
+        if self.done():
+            self._value = None
+        for hook in self._on_discard:
+            hook(self)
+
     def __await__(self) -> Generator[Any, None, Any]:
         if not self.done():
             loop = asyncio.get_running_loop()
@@ -222,6 +259,18 @@ class Result:
             "finished": self.finished,
             "error": str(error) if error is not None else None,
         }
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _callback_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reactr-then-do")
+        return _pool
 
 
 class _LoopBridge:

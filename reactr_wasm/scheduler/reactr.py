@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..capabilities.cache import Cache, MemoryCache
-from ..errors import RunnableNotFound
+from ..errors import ReactrError, RunnableNotFound
 from ..wasm.engine import WasmEngine
+from ..wasm.hostcalls import RunControl
 from ..wasm.instance import Limits
 from ..wasm.pool import Isolation
-from ..wasm.runnable import WasmRunnable
+from ..wasm.runnable import CoordinatedResponse, WasmRunnable
+from .deadlines import DeadlineWatcher
 from .job import Job, Result
+from .schedule import Schedule, Scheduler
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 
+AUTOSCALE_INTERVAL = 0.5  # seconds between two looks at each worker's queue
+
 
 class Ctx:
-    """What a Python runnable gets besides its job: a way to start more jobs."""
+    """What a Python runnable gets besides its job: a way to start more jobs.
+
+    ``return ctx.do(Job(...))`` chains: the caller's result resolves with the
+    outcome of the job returned, without a thread waiting for it.
+    """
 
     def __init__(self, reactr: Reactr, result: Result) -> None:
         self.reactr = reactr
@@ -31,8 +42,16 @@ class Ctx:
         return self.reactr.do(job)
 
 
+class RunnableObject(Protocol):
+    """A Python runnable with a lifecycle: ``on_change("start" | "stop")`` per worker thread."""
+
+    def run(self, job: Job, ctx: Ctx) -> Any: ...
+
+    def on_change(self, event: str) -> None: ...
+
+
 class WasmTarget:
-    inline = True  # a guest can always be interrupted
+    interruptible = True  # the engine stops a guest at its deadline
 
     def __init__(self, runnable: WasmRunnable) -> None:
         self.runnable = runnable
@@ -40,28 +59,40 @@ class WasmTarget:
     def execute(self, job: Job, result: Result) -> Any:
         return self.runnable.run(job.payload(), result_id=job.id, control=result.control)
 
+    def on_change(self, event: str) -> None:
+        pass
+
     def close(self) -> None:
         self.runnable.close()
 
 
 class PythonTarget:
-    inline = False  # Python code cannot be interrupted: never on the caller's thread
+    interruptible = False  # Python code cannot be stopped from outside
 
-    def __init__(self, reactr: Reactr, func: Callable[[Job, Ctx], Any]) -> None:
-        self.reactr, self.func = reactr, func
+    def __init__(self, reactr: Reactr, runnable: Callable[[Job, Ctx], Any] | RunnableObject) -> None:
+        self.reactr = reactr
+        run = getattr(runnable, "run", None)
+        self._run: Callable[[Job, Ctx], Any] = run if callable(run) else runnable  # type: ignore[assignment]
+        self._on_change: Callable[[str], None] | None = getattr(runnable, "on_change", None)
 
     def execute(self, job: Job, result: Result) -> Any:
-        return self.func(job, Ctx(self.reactr, result))
+        return self._run(job, Ctx(self.reactr, result))
+
+    def on_change(self, event: str) -> None:
+        if self._on_change is not None:
+            self._on_change(event)
 
     def close(self) -> None:
         pass
 
 
-Runnable = WasmRunnable | Callable[[Job, Ctx], Any] | str | Path
+Runnable = WasmRunnable | Callable[[Job, Ctx], Any] | RunnableObject | str | Path
 
 
 class Reactr:
     """Schedules jobs onto runnables: Wasm modules or Python callables.
+
+    Use as a context manager or call ``close()``.
 
     >>> with Reactr() as reactr:
     ...     hello = reactr.register("hello", "runnables/hello-echo.wasm")
@@ -75,11 +106,19 @@ class Reactr:
         engine: WasmEngine | None = None,
         cache: Cache | None = None,
         cache_dir: Path | None = None,
+        schedule_interval: float = 1.0,
     ) -> None:
         self._own_engine = engine is None
         self.engine = engine or WasmEngine(cache=cache or MemoryCache(), cache_dir=cache_dir)
+        self.engine.host.job_runner = self._run_nested
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
+        self._deadlines = DeadlineWatcher()
+        self._schedules = Scheduler(self.do, schedule_interval)
+        self._stop = threading.Event()
+        self._scaler: threading.Thread | None = None
+
+    # --- registry ------------------------------------------------------------------
 
     def register(
         self,
@@ -87,25 +126,32 @@ class Reactr:
         runnable: Runnable,
         *,
         pool_size: int = 1,
+        autoscale: int | None = None,
         timeout: float | None = None,
+        retry_seconds: float = 3.0,
+        max_retries: int = 5,
+        prewarm: bool = False,
         isolation: Isolation = "reuse",
         limits: Limits | None = None,
         max_queue: int = 10_000,
-        prewarm: bool = False,
     ) -> Callable[[Any], Result]:
         """Register (or replace) a runnable; returns ``do_name(data) -> Result``.
 
-        ``runnable`` is a ``.wasm`` path, a loaded ``WasmRunnable`` or a Python
-        callable ``(job, ctx) -> value``. Replacing a name lets queued and
-        running jobs finish on the old version. Raises ModuleError for a bad
-        module.
+        ``runnable`` is a ``.wasm`` path, a loaded ``WasmRunnable``, a callable
+        ``(job, ctx) -> value`` or an object with ``run(job, ctx)`` and
+        ``on_change(event)``. ``autoscale=max`` grows the threads with the queue
+        up to ``max`` (0: CPU count). Replacing a name lets queued and running
+        jobs finish on the old version. Raises ModuleError for a bad module.
         """
         if isinstance(runnable, (str, Path)):
             if limits is None and timeout is not None:
                 limits = Limits(timeout_seconds=timeout)
             runnable = self.engine.load_file(name, Path(runnable), limits=limits, isolation=isolation)
         target = WasmTarget(runnable) if isinstance(runnable, WasmRunnable) else PythonTarget(self, runnable)
-        worker = Worker(name, target, pool_size=pool_size, timeout=timeout, max_queue=max_queue)
+        worker = Worker(
+            name, target, pool_size=pool_size, autoscale=autoscale, timeout=timeout, max_queue=max_queue,
+            retry_seconds=retry_seconds, max_retries=max_retries, deadlines=self._deadlines,
+        )
         if prewarm:
             if isinstance(target, WasmTarget):
                 target.runnable.pool.prewarm(pool_size)
@@ -113,8 +159,12 @@ class Reactr:
         with self._lock:
             old = self._workers.get(name)
             self._workers[name] = worker
+            if autoscale is not None and self._scaler is None:
+                self._scaler = threading.Thread(target=self._autoscale, name="reactr-autoscale", daemon=True)
+                self._scaler.start()
         if old is not None:
             old.stop(wait=False)
+
         def do_job(data: Any = None) -> Result:
             return self.do(Job(name, data))
 
@@ -140,6 +190,8 @@ class Reactr:
         except KeyError:
             raise RunnableNotFound(name) from None
 
+    # --- jobs ------------------------------------------------------------------------
+
     def do(self, job: Job | str, data: Any = None) -> Result:
         """Queue a job and return its Result.
 
@@ -151,12 +203,55 @@ class Reactr:
         self.worker(job.name).submit(result)
         return result
 
+    def schedule(self, schedule: Schedule) -> None:
+        """Poll ``schedule`` (e.g. ``every(5, make_job)``) and run the jobs it produces."""
+        self._schedules.add(schedule)
+
+    def _run_nested(self, name: str, payload: bytes, parent: RunControl) -> bytes:
+        """Run a job for a guest's ``run_job`` host call, on the guest's own thread.
+
+        Running it here rather than through the queue means a chain can never
+        wait for a worker that is itself waiting; the caller's deadline and
+        cancellation apply to the whole chain.
+        """
+        worker = self.worker(name)
+        result = Result(Job(name, payload))
+        result.control = RunControl(parent.deadline, parent)
+        result._mark_running()
+        value = worker.target.execute(result.job, result)
+        while isinstance(value, Result):  # a Python runnable chained further
+            value = value.then(max(0.0, parent.deadline - time.monotonic()) if parent.deadline != float("inf") else None)
+        return _as_bytes(value)
+
+    # --- autoscale -------------------------------------------------------------------------
+
+    def _autoscale(self) -> None:
+        last: dict[str, int] = {}
+        while not self._stop.wait(AUTOSCALE_INTERVAL):
+            for name, worker in list(self._workers.items()):
+                if worker.max_threads <= worker.pool_size:
+                    continue
+                rate = (worker.submitted - last.get(name, worker.submitted)) / AUTOSCALE_INTERVAL
+                last[name] = worker.submitted
+                threads, queued = max(worker.threads, 1), worker.queued
+                if queued > 2 * threads or rate > 2 * threads:
+                    worker.scale_to(2 * threads)
+                elif queued < threads / 2 and rate < threads / 2:
+                    worker.scale_to(threads // 2)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
     def close(self) -> None:
         """Finish queued jobs, stop every worker, close the engine if owned."""
+        self._stop.set()
+        self._schedules.close()
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
         for worker in workers:
             worker.stop(wait=True)
+        self._deadlines.close()
+        if self._scaler is not None:
+            self._scaler.join()
         if self._own_engine:
             self.engine.close()
 
@@ -165,3 +260,19 @@ class Reactr:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _as_bytes(value: Any) -> bytes:
+    """What a guest receives from a nested job's value."""
+    if isinstance(value, CoordinatedResponse):
+        return value.output
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    if value is None:
+        return b""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as error:
+        raise ReactrError(f"result is not bytes, text or JSON: {error}") from None

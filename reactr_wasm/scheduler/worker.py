@@ -3,44 +3,49 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from typing import Any, Protocol
 
-from ..errors import QueueFull, ReactrError
+from ..errors import JobTimeout, QueueFull, ReactrError
+from .deadlines import DeadlineWatcher
+from .group import Group
 from .job import Job, Result
 
 log = logging.getLogger(__name__)
-
-
-class Target(Protocol):
-    """What a worker runs: adapts a Wasm module or a Python callable."""
-
-    inline: bool  # may run on the submitting thread when proven fast
-
-    def execute(self, job: Job, result: Result) -> Any: ...
-
-    def close(self) -> None: ...
-
 
 # Handing a job to a thread and back costs ~100 µs of wake-ups here, forty
 # times a tuned echo job. So a runnable whose last FAST_STREAK runs each took
 # under INLINE_MAX_SECONDS runs on the submitting thread while a pool slot is
 # free. An inline run over INLINE_BAN_SECONDS (far beyond any scheduling
-# hiccup) bans it for good: a guest that turns slow can hold the caller (e.g.
-# the event loop) for at most one job timeout, once.
+# hiccup) bans it for good: a runnable that turns slow can hold the caller
+# (e.g. the event loop) for at most one job, once.
 INLINE_MAX_SECONDS = 0.002
 INLINE_BAN_SECONDS = 0.1
 FAST_STREAK = 32
 
 
+class Target(Protocol):
+    """What a worker runs: adapts a Wasm module or a Python callable."""
+
+    interruptible: bool  # a timeout stops the run itself (Wasm), not just its result
+
+    def execute(self, job: Job, result: Result) -> Any: ...
+
+    def on_change(self, event: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Worker:
-    """Runs the jobs of one runnable on ``pool_size`` threads.
+    """Runs the jobs of one runnable on ``pool_size`` threads (up to ``autoscale``).
 
     Wasm calls release the GIL while guest code runs, so CPU-heavy runnables
-    with a pool size above one use several cores. Threads start on the first
-    job (or at once with ``prewarm``) and stop after ``stop()``.
+    with several threads use several cores. Threads start on the first job
+    (or at once with ``prewarm``). A runnable may return a Result or a Group:
+    the job then resolves with that outcome, without holding a thread.
     """
 
     def __init__(
@@ -49,45 +54,114 @@ class Worker:
         target: Target,
         *,
         pool_size: int = 1,
+        autoscale: int | None = None,
         timeout: float | None = None,
         max_queue: int = 10_000,
+        retry_seconds: float = 3.0,
+        max_retries: int = 5,
+        deadlines: DeadlineWatcher | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"runnable '{name}': pool_size must be at least 1")
         self.name, self.target = name, target
         self.pool_size, self.timeout, self.max_queue = pool_size, timeout, max_queue
+        self.max_threads = max(pool_size, (autoscale or os.cpu_count() or 1) if autoscale is not None else 0)
+        self.retry_seconds, self.max_retries = retry_seconds, max_retries
+        self._deadlines = deadlines
         self._queue: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._target_threads = pool_size
         self._stopping = False
         self._fast_streak = 0
         self._inline = False
-        self._inline_banned = not target.inline
+        # A timeout that cannot stop the run needs a thread to abandon, so such
+        # runnables never run on the caller's thread.
+        self._inline_banned = timeout is not None and not target.interruptible
         self._inline_running = 0
+        self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
+
+    # --- threads ---------------------------------------------------------------------
 
     @property
     def queued(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
     def start(self) -> None:
+        """Start threads up to the current target count."""
         with self._lock:
-            while len(self._threads) < self.pool_size and not self._stopping:
-                thread = threading.Thread(
-                    target=self._loop, name=f"reactr-{self.name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
+            while len(self._threads) < self._target_threads and not self._stopping:
+                thread = threading.Thread(target=self._loop, name=f"reactr-{self.name}", daemon=True)
+                self._threads.add(thread)
                 thread.start()
+
+    def scale_to(self, count: int) -> None:
+        """Grow or shrink the pool (within pool_size and the autoscale maximum)."""
+        count = min(max(count, self.pool_size), max(self.max_threads, self.pool_size))
+        with self._lock:
+            surplus = len(self._threads) - count
+            self._target_threads = count
+        for _ in range(max(0, surplus)):
+            self._queue.put(None)  # each None retires one thread
+        if surplus < 0:
+            self.start()
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        start_error = self._start_thread()
+        try:
+            while True:
+                result = self._queue.get()
+                if result is None:
+                    return
+                if start_error is not None:
+                    # Reactr's rule: the start failure reaches the first job.
+                    if result._mark_running():
+                        result.set_error(start_error)
+                    return
+                self._run(result)
+        finally:
+            with self._lock:
+                self._threads.discard(me)
+            if start_error is None:
+                self._change("stop")
+
+    def _start_thread(self) -> ReactrError | None:
+        """Run the target's ``on_change("start")``, retrying; the final error or None."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                self.target.on_change("start")
+                return None
+            except Exception as error:
+                log.warning("runnable '%s' failed to start (attempt %d): %s", self.name, attempt + 1, error)
+                last = error
+                if attempt < self.max_retries and not self._stopping:
+                    time.sleep(self.retry_seconds)
+        return ReactrError(f"runnable '{self.name}' failed to start: {last}")
+
+    def _change(self, event: str) -> None:
+        try:
+            self.target.on_change(event)
+        except Exception:
+            log.exception("runnable '%s': on_change(%r) failed", self.name, event)
+
+    # --- jobs --------------------------------------------------------------------------
 
     def submit(self, result: Result) -> None:
         """Queue a job; raises QueueFull at the bound and ReactrError when stopped."""
         if self._stopping:
             raise ReactrError(f"runnable '{self.name}' is shutting down")
-        if self._queue.qsize() >= self.max_queue:
-            raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")
+        self.submitted += 1
         if self._inline and self._inline_running < self.pool_size and self._queue.empty():
             self._run_inline(result)
             return
-        if len(self._threads) < self.pool_size:
+        if self._queue.qsize() >= self.max_queue:
+            raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")
+        if len(self._threads) < self._target_threads:
             self.start()
         self._queue.put(result)
 
@@ -103,19 +177,14 @@ class Worker:
             with self._lock:
                 self._inline_running -= 1
 
-    def _loop(self) -> None:
-        while True:
-            result = self._queue.get()
-            if result is None:
-                return
-            self._run(result)
-
     def _run(self, result: Result) -> float:
         """Run one job; returns how long it took, in seconds."""
         if not result._mark_running():
             return 0.0  # cancelled while queued
         if self.timeout is not None:
             result.control.deadline = time.monotonic() + self.timeout
+            if not self.target.interruptible and self._deadlines is not None:
+                self._deadlines.watch(result, JobTimeout)
         started = time.perf_counter()
         try:
             value = self.target.execute(result.job, result)
@@ -125,7 +194,7 @@ class Worker:
             log.exception("runnable '%s' failed on job %s", self.name, result.id)
             result.set_error(error)
         else:
-            result.set_result(value)
+            settle(result, value)
         elapsed = time.perf_counter() - started
         self._learn(elapsed)
         return elapsed
@@ -139,6 +208,8 @@ class Worker:
             if self._fast_streak >= FAST_STREAK:
                 self._inline = True
 
+    # --- shutdown ----------------------------------------------------------------------
+
     def stop(self, wait: bool = True) -> None:
         """Finish what is queued, then stop the threads and close the target."""
         with self._lock:
@@ -147,9 +218,7 @@ class Worker:
         for _ in threads:
             self._queue.put(None)
         if wait:
-            for thread in threads:
-                thread.join()
-            self.target.close()
+            self._close_after(threads)
         else:
             threading.Thread(target=self._close_after, args=(threads,), daemon=True).start()
 
@@ -157,3 +226,20 @@ class Worker:
         for thread in threads:
             thread.join()
         self.target.close()
+
+
+def settle(result: Result, value: Any) -> None:
+    """Resolve ``result`` with a runnable's return value, following chains."""
+    if isinstance(value, Result):
+        value.add_done_callback(lambda inner: _adopt(result, inner))
+    elif isinstance(value, Group):
+        value.on_done(lambda error: result.set_error(error) if error else result.set_result(None))
+    else:
+        result.set_result(value)
+
+
+def _adopt(result: Result, inner: Result) -> None:
+    if inner.error is not None:
+        result.set_error(inner.error)
+    else:
+        result.set_result(inner.outcome())

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from ctypes import POINTER, byref, c_size_t, c_uint8, c_uint64, c_void_p
 from typing import Any
 
-from wasmtime import Config, Func, Linker, Memory, Store, Trap, WasmtimeError
+from wasmtime import Config, Func, Instance, Linker, Memory, Store, Trap, WasmtimeError
 from wasmtime import _ffi as ffi
+from wasmtime._extern import wrap_extern
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,16 @@ def define_raw_func(
     )
     if error:
         raise WasmtimeError._from_ptr(ctypes.cast(error, POINTER(ffi.wasmtime_error_t)))
+
+
+def export(store: Store, instance: Instance, name: str) -> Func | Memory | None:
+    """One export by name (``Instance.exports`` wraps every export first)."""
+    item = ffi.wasmtime_extern_t()
+    raw = name.encode()
+    if not ffi.wasmtime_instance_export_get(store._context(), byref(instance._instance), raw, len(raw), byref(item)):
+        return None
+    extern = wrap_extern(item)
+    return extern if isinstance(extern, (Func, Memory)) else None
 
 
 class RawFunc:

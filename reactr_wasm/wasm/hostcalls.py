@@ -18,13 +18,17 @@ from collections.abc import Callable
 from wasmtime import Linker
 
 from ..capabilities.cache import Cache, CacheMiss
-from ..errors import RunErr
+from ..errors import ReactrError, RunErr
 from . import _raw
 from .request import CoordinatedRequest, FieldError
 
 log = logging.getLogger("reactr_wasm.guest")
 
 NOT_ENABLED = "capability is not enabled"
+MAX_CHAIN_DEPTH = 8  # run_job calls nested deeper than this fail (runaway recursion)
+
+# Runs a job by name for a guest and returns its output; raises ReactrError.
+JobRunner = Callable[[str, bytes, "RunControl"], bytes]
 LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
@@ -66,14 +70,27 @@ class JobContext:
 class RunControl:
     """Deadline and cancel flag of one job run, shared with whoever may cancel it.
 
-    The engine reads both on every epoch tick while the guest runs.
+    The engine reads both on every epoch tick while the guest runs. A job run
+    for a guest's ``run_job`` call has the caller's control as ``parent``: it
+    shares its deadline, stops when the caller is cancelled, and is one level
+    deeper in the chain.
     """
 
-    __slots__ = ("cancelled", "deadline")
+    __slots__ = ("cancelled", "deadline", "depth", "parent")
 
-    def __init__(self, deadline: float = float("inf")) -> None:
+    def __init__(self, deadline: float = float("inf"), parent: RunControl | None = None) -> None:
         self.deadline = deadline
         self.cancelled = False
+        self.parent = parent
+        self.depth: int = parent.depth + 1 if parent is not None else 0
+
+    def is_cancelled(self) -> bool:
+        control: RunControl | None = self
+        while control is not None:
+            if control.cancelled:
+                return True
+            control = control.parent
+        return False
 
 
 class _Current(threading.local):
@@ -87,6 +104,7 @@ class HostCalls:
     def __init__(self, cache: Cache | None) -> None:
         self.current = _Current()
         self._cache = cache
+        self.job_runner: JobRunner | None = None  # set by the scheduler that owns the engine
 
     # --- plumbing ------------------------------------------------------------
 
@@ -114,6 +132,7 @@ class HostCalls:
             "graphql_query": (5, 1, self._not_enabled("graphql_query", (0, 1), (2, 3))),
             "get_static_file": (3, 1, self._not_enabled("get_static_file", (0, 1))),
             "db_exec": (4, 1, self._not_enabled("db_exec", (1, 2))),
+            "run_job": (5, 1, self.run_job),
         }
 
     def _job(self, ident: int, function: str) -> JobContext | None:
@@ -280,6 +299,31 @@ class HostCalls:
             return self._pend(job, self._cache.get(key))
         except CacheMiss:
             return self._pend_error(job, "key not found")
+
+    # --- chaining (a reactr-wasm extension of the ABI) -------------------------------
+
+    def run_job(self, name_ptr: int, name_len: int, data_ptr: int, data_len: int, ident: int) -> int:
+        """Run job ``name`` with the given payload and wait; its output becomes the pending result.
+
+        Returns the FFI size: ``n >= 0`` output bytes pending; ``n < -1`` an error
+        of ``-n`` bytes pending (a RunErr in its JSON form, an unknown name, a
+        timeout, the depth limit); ``-1`` nothing pending (bad ident, slot busy).
+        """
+        job = self._job(ident, "run_job")
+        if job is None:
+            return -1
+        name, payload = self._text(name_ptr, name_len), self._read(data_ptr, data_len)
+        if job.pending is not None:
+            return -1
+        if self.job_runner is None:
+            return self._pend_error(job, "job chaining is not available in this host")
+        if job.control.depth >= MAX_CHAIN_DEPTH:
+            return self._pend_error(job, f"job chain depth limit ({MAX_CHAIN_DEPTH}) reached")
+        try:
+            output = self.job_runner(name, payload, job.control)
+        except ReactrError as error:
+            return self._pend_error(job, str(error))
+        return self._pend(job, output)
 
     # --- capabilities not built yet ------------------------------------------------
 

@@ -6,7 +6,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from wasmtime import Engine, InstancePre, Store, WasiConfig, WasmtimeError
+from wasmtime import Engine, Func, InstancePre, Memory, Store, WasiConfig, WasmtimeError
 
 from ..errors import ModuleError
 from . import _raw
@@ -59,20 +59,25 @@ class WasmInstance:
             instance = pre.instantiate(self.store)
         except (WasmtimeError, Exception) as error:
             raise ModuleError(f"{source}: cannot instantiate: {_first_line(error)}") from None
-        exports = instance.exports(self.store)
-        self.memory = _raw.RawMemory(self.store, exports["memory"])  # type: ignore[arg-type]
-        self._allocate = _raw.RawFunc(self.store, exports["allocate"], 1, 1)  # type: ignore[arg-type]
-        self._run_e = _raw.RawFunc(self.store, exports["run_e"], 3, 0)  # type: ignore[arg-type]
-        dealloc = exports.get("deallocate")
-        self._deallocate = _raw.RawFunc(self.store, dealloc, 2, 0) if dealloc else None  # type: ignore[arg-type]
+        store = self.store
+
+        def func(name: str, params: int, results: int) -> _raw.RawFunc | None:
+            found = _raw.export(store, instance, name)
+            return _raw.RawFunc(store, found, params, results) if isinstance(found, Func) else None
+
+        memory = _raw.export(store, instance, "memory")
+        allocate, run_e = func("allocate", 1, 1), func("run_e", 3, 0)
+        assert isinstance(memory, Memory) and allocate and run_e, "check_abi guarantees these exports"
+        self.memory, self._allocate, self._run_e = _raw.RawMemory(store, memory), allocate, run_e
+        self._deallocate = func("deallocate", 2, 0)
         # Reactr's Wasmtime build calls _start; Wasmer builds also called init
         # (Rust derive-macro and pre-v0.12 modules need it), so call both.
         for entry in ("_start", "init"):
-            func = exports.get(entry)
-            if func is None:
+            call = func(entry, 0, 0)
+            if call is None:
                 continue
             try:
-                _raw.RawFunc(self.store, func, 0, 0)()  # type: ignore[arg-type]
+                call()
             except _raw.GuestTrap as trap:
                 if _EXIT_OK not in trap.message:
                     raise ModuleError(f"{source}: trap in {entry}: {_first_line(trap)}") from None
@@ -80,7 +85,7 @@ class WasmInstance:
     def _on_tick(self) -> str | None:
         job = self._job
         if job is not None:
-            if job.control.cancelled:
+            if job.control.is_cancelled():
                 return "job cancelled"
             if time.monotonic() >= job.control.deadline:
                 return "job timeout"
@@ -95,6 +100,9 @@ class WasmInstance:
         raises SetupError when the input could not be handed over.
         """
         current = self._host.current
+        # Saved and restored, not cleared: a run_job host call runs a nested
+        # job on this same thread while the caller's guest is suspended.
+        outer_job, outer_memory = current.job, current.memory
         current.job, current.memory = job, self.memory
         self._job = job
         try:
@@ -116,7 +124,7 @@ class WasmInstance:
                     trap = error
             return trap
         finally:
-            current.job = current.memory = None
+            current.job, current.memory = outer_job, outer_memory
             self._job = None
 
     def close(self) -> None:

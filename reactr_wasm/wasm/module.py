@@ -39,6 +39,7 @@ HOST_FUNCTIONS = {
     "graphql_query": "graphql",
     "get_static_file": "file",
     "db_exec": "db",
+    "run_job": None,  # reactr-wasm's own extension: chain a job
 }
 WASI_MODULES = {"wasi_snapshot_preview1", "wasi_unstable"}
 

@@ -68,7 +68,7 @@ class WasmRunnable:
         finally:
             self.pool.release(instance, broken)
         if trap is not None and trap.interrupted:
-            if control.cancelled:
+            if control.is_cancelled():
                 raise JobCancelled()
             raise JobTimeout()
         if job.error is not None:

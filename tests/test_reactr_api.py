@@ -1,0 +1,210 @@
+"""Reactr semantics for Python programs: chaining, groups, helpers, timeouts, autoscale, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+import wasmtime
+
+from reactr_wasm import Ctx, Job, JobStatus, JobTimeout, Reactr, ReactrError, RunErr
+from reactr_wasm.scheduler.group import Group
+from reactr_wasm.scheduler.schedule import after, every
+
+# A guest that schedules another job through env.run_job: the input is
+# "NAME:PAYLOAD"; it returns the nested job's output, or "error: <text>".
+CHAIN_WAT = r"""
+(module
+  (import "env" "run_job" (func $run_job (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "get_ffi_result" (func $get (param i32 i32) (result i32)))
+  (import "env" "return_result" (func $ret (param i32 i32 i32)))
+  (memory (export "memory") 2)
+  (global $bump (mut i32) (i32.const 4096))
+  (data (i32.const 16) "error: ")
+  (func $alloc (export "allocate") (param $n i32) (result i32)
+    (local $p i32) (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $n))) (local.get $p))
+  (func (export "deallocate") (param i32 i32))
+  (func (export "run_e") (param $p i32) (param $n i32) (param $id i32)
+    (local $colon i32) (local $size i32) (local $out i32)
+    ;; find ':' in the input
+    (local.set $colon (local.get $p))
+    (block $found (loop $scan
+      (br_if $found (i32.eq (i32.load8_u (local.get $colon)) (i32.const 58)))
+      (local.set $colon (i32.add (local.get $colon) (i32.const 1)))
+      (br $scan)))
+    (local.set $size (call $run_job
+      (local.get $p) (i32.sub (local.get $colon) (local.get $p))
+      (i32.add (local.get $colon) (i32.const 1))
+      (i32.sub (i32.add (local.get $p) (local.get $n)) (i32.add (local.get $colon) (i32.const 1)))
+      (local.get $id)))
+    (if (i32.ge_s (local.get $size) (i32.const 0))
+      (then
+        (local.set $out (call $alloc (local.get $size)))
+        (drop (call $get (local.get $out) (local.get $id)))
+        (call $ret (local.get $out) (local.get $size) (local.get $id)))
+      (else
+        ;; error text of -size bytes, placed right after "error: " at 16..23
+        (local.set $size (i32.sub (i32.const 0) (local.get $size)))
+        (local.set $out (call $alloc (i32.add (local.get $size) (i32.const 7))))
+        (memory.copy (local.get $out) (i32.const 16) (i32.const 7))
+        (drop (call $get (i32.add (local.get $out) (i32.const 7)) (local.get $id)))
+        (call $ret (local.get $out) (i32.add (local.get $size) (i32.const 7)) (local.get $id)))))
+)
+"""
+
+
+def test_chaining_first_second_last(reactr: Reactr) -> None:
+    reactr.register("first", lambda job, ctx: ctx.do(Job("second", job.data + ["first"])))
+    reactr.register("second", lambda job, ctx: ctx.do(Job("last", job.data + ["second"])))
+    reactr.register("last", lambda job, ctx: job.data + ["last"])
+    assert reactr.do("first", []).then(timeout=5) == ["first", "second", "last"]
+
+
+def test_a_runnable_returning_a_group_resolves_to_its_first_error(reactr: Reactr) -> None:
+    def fail(job: Job, ctx: Ctx) -> Any:
+        raise RunErr(400, "bad item")
+
+    reactr.register("ok", lambda job, ctx: job.data)
+    reactr.register("fail", fail)
+
+    def fan_out(job: Job, ctx: Ctx) -> Group:
+        group = Group()
+        for name in job.data:
+            group.add(ctx.do(Job(name, 1)))
+        return group
+
+    reactr.register("fan", fan_out)
+    assert reactr.do("fan", ["ok", "ok"]).then(timeout=5) is None
+    with pytest.raises(RunErr, match="bad item"):
+        reactr.do("fan", ["ok", "fail", "ok"]).then(timeout=5)
+
+
+def test_group_of_10k_results(reactr: Reactr) -> None:
+    reactr.register("double", lambda job, ctx: job.data * 2, pool_size=2)
+    group = Group()
+    results = [reactr.do("double", i) for i in range(10_000)]
+    for result in results:
+        group.add(result)
+    assert group.wait(timeout=60) is None
+    assert sum(r.then() for r in results) == 2 * sum(range(10_000))
+    assert asyncio.run(_await_group(group)) is None
+
+
+async def _await_group(group: Group) -> BaseException | None:
+    return await group
+
+
+def test_result_helpers(reactr: Reactr) -> None:
+    reactr.register("text", lambda job, ctx: b'{"a": [1, 2]}')
+    assert reactr.do("text").then_str(timeout=5) == '{"a": [1, 2]}'
+    assert reactr.do("text").then_json(timeout=5) == {"a": [1, 2]}
+    delivered: list[tuple[Any, Any, str]] = []
+    done = threading.Event()
+
+    def callback(value: Any, error: BaseException | None) -> None:
+        delivered.append((value, error, threading.current_thread().name))
+        done.set()
+
+    reactr.do("text").then_do(callback)
+    assert done.wait(5)
+    assert delivered[0][:2] == (b'{"a": [1, 2]}', None)
+    assert delivered[0][2] != threading.current_thread().name
+
+
+def test_discard_drops_the_value(reactr: Reactr) -> None:
+    gate = threading.Event()
+    reactr.register("big", lambda job, ctx: gate.wait(5) and b"x" * 10_000_000)
+    result = reactr.do("big")
+    result.discard()
+    gate.set()
+    assert result.then(timeout=5) is None
+    assert result.status is JobStatus.SUCCEEDED
+
+
+def test_python_timeout_abandons_the_run(reactr: Reactr) -> None:
+    release = threading.Event()
+    reactr.register("stuck", lambda job, ctx: release.wait(10) and "late", timeout=0.3, pool_size=2)
+    started = time.monotonic()
+    with pytest.raises(JobTimeout):
+        reactr.do("stuck").then(timeout=5)
+    assert 0.25 < time.monotonic() - started < 2
+    release.set()
+
+
+class Flaky:
+    """A runnable object whose worker start fails a given number of times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.events: list[str] = []
+
+    def on_change(self, event: str) -> None:
+        self.events.append(event)
+        if event == "start" and self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("database not ready")
+
+    def run(self, job: Job, ctx: Ctx) -> str:
+        return "ran"
+
+
+def test_on_change_failures_are_retried(reactr: Reactr) -> None:
+    flaky = Flaky(failures=2)
+    reactr.register("flaky", flaky, retry_seconds=0.05, max_retries=3)
+    assert reactr.do("flaky").then(timeout=5) == "ran"
+    assert flaky.events[:3] == ["start", "start", "start"]
+
+
+def test_on_change_failure_reaches_the_first_job(reactr: Reactr) -> None:
+    reactr.register("broken", Flaky(failures=100), retry_seconds=0.01, max_retries=2)
+    with pytest.raises(ReactrError, match="failed to start: database not ready"):
+        reactr.do("broken").then(timeout=5)
+
+
+def test_autoscale_grows_under_a_burst_and_shrinks_back(reactr: Reactr) -> None:
+    reactr.register("work", lambda job, ctx: time.sleep(0.002), autoscale=8, timeout=5)
+    worker = reactr.worker("work")
+    results = [reactr.do("work") for _ in range(10_000)]
+    peak, deadline = 0, time.monotonic() + 30
+    while time.monotonic() < deadline and not results[-1].done():
+        peak = max(peak, worker.threads)
+        time.sleep(0.05)
+    assert peak >= 4
+    for result in results:
+        result.then(timeout=30)
+    deadline = time.monotonic() + 10
+    while worker.threads > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker.threads == 1
+
+
+def test_every_and_after_fire_the_right_number_of_times() -> None:
+    fired: list[str] = []
+    with Reactr(schedule_interval=0.05) as reactr:
+        reactr.register("tick", lambda job, ctx: fired.append(job.data))
+        reactr.schedule(every(0.2, lambda: Job("tick", "every")))
+        reactr.schedule(after(0.3, lambda: Job("tick", "after")))
+        time.sleep(1.05)
+    assert fired.count("after") == 1
+    assert 5 <= fired.count("every") <= 6  # t = 0, 0.2, 0.4, 0.6, 0.8, (1.0)
+
+
+def test_wasm_guest_chains_a_job_through_run_job(reactr: Reactr) -> None:
+    chain = reactr.engine.load("chain", wasmtime.wat2wasm(CHAIN_WAT))
+    reactr.register("chain", chain)
+    reactr.register("upper", lambda job, ctx: job.payload().upper())
+
+    def teapot(job: Job, ctx: Ctx) -> Any:
+        raise RunErr(418, "teapot")
+
+    reactr.register("teapot", teapot)
+    assert reactr.do("chain", b"upper:hello").then(timeout=5) == b"HELLO"
+    assert reactr.do("chain", b"teapot:x").then(timeout=5) == b'error: {"code":418,"message":"teapot"}'
+    assert reactr.do("chain", b"nobody:x").then(timeout=5) == b'error: failed to getWorker for jobType "nobody"'
+    # chain -> chain -> ... runs into the depth limit instead of recursing forever
+    nested = reactr.do("chain", b"chain:" * 20 + b"upper:deep").then(timeout=5)
+    assert nested.endswith(b"job chain depth limit (8) reached")
