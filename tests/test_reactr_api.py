@@ -58,9 +58,9 @@ CHAIN_WAT = r"""
 
 
 def test_chaining_first_second_last(reactr: Reactr) -> None:
-    reactr.register("first", lambda job, ctx: ctx.do(Job("second", job.data + ["first"])))
-    reactr.register("second", lambda job, ctx: ctx.do(Job("last", job.data + ["second"])))
-    reactr.register("last", lambda job, ctx: job.data + ["last"])
+    reactr.register("first", lambda job, ctx: ctx.do(Job("second", [*job.data, "first"])))
+    reactr.register("second", lambda job, ctx: ctx.do(Job("last", [*job.data, "second"])))
+    reactr.register("last", lambda job, ctx: [*job.data, "last"])
     assert reactr.do("first", []).then(timeout=5) == ["first", "second", "last"]
 
 

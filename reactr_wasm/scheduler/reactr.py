@@ -220,7 +220,8 @@ class Reactr:
         result._mark_running()
         value = worker.target.execute(result.job, result)
         while isinstance(value, Result):  # a Python runnable chained further
-            value = value.then(max(0.0, parent.deadline - time.monotonic()) if parent.deadline != float("inf") else None)
+            left = parent.deadline - time.monotonic()
+            value = value.then(max(0.0, left) if left != float("inf") else None)
         return _as_bytes(value)
 
     # --- autoscale -------------------------------------------------------------------------
