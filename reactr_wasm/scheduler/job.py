@@ -51,12 +51,19 @@ FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatu
 class Job:
     """A unit of work: the name of a runnable and its data."""
 
-    __slots__ = ("data", "id", "name")
+    __slots__ = ("_id", "data", "name")
 
     def __init__(self, name: str, data: Any = None, id: str | None = None) -> None:
         self.name = name
         self.data = data
-        self.id = id or new_result_id()
+        self._id = id
+
+    @property
+    def id(self) -> str:
+        """The job's result id, made on first use (most in-process jobs never need one)."""
+        if self._id is None:
+            self._id = new_result_id()
+        return self._id
 
     def payload(self) -> bytes:
         """The bytes a Wasm runnable receives (Reactr's rules, ``reactr-abi.md`` §3.2)."""
@@ -68,6 +75,12 @@ class Job:
         if isinstance(data, str):
             return data.encode()
         return json.dumps(data, separators=(",", ":")).encode()
+
+
+# Results change state for microseconds at a time, under the GIL: one shared
+# lock serialises them without allocating a lock per job.
+_STATE_LOCK = threading.Lock()
+_NO_HOOKS: list[Callable[["Result"], None]] = []
 
 
 class Result:
@@ -83,7 +96,6 @@ class Result:
         "_discarded",
         "_error",
         "_event",
-        "_lock",
         "_on_cancel",
         "_on_discard",
         "_value",
@@ -104,12 +116,11 @@ class Result:
         self.control = RunControl()
         self._value: Any = None
         self._error: BaseException | None = None
-        self._callbacks: list[Callable[[Result], None]] = []
+        self._callbacks: list[Callable[[Result], None]] | None = None
         self._event: threading.Event | None = None
-        self._lock = threading.Lock()
         self._on_cancel: Callable[[], None] | None = None
         self._discarded = False
-        self._on_discard: list[Callable[[Result], None]] = []
+        self._on_discard: list[Callable[[Result], None]] = _NO_HOOKS
 
     @property
     def id(self) -> str:
@@ -126,7 +137,7 @@ class Result:
 
     def _mark_running(self) -> bool:
         """Move to running unless cancelled; returns False if it must not run."""
-        with self._lock:
+        with _STATE_LOCK:
             if self.status is not JobStatus.QUEUED:
                 return False
             self.status = JobStatus.RUNNING
@@ -134,18 +145,19 @@ class Result:
             return True
 
     def _finish(self, status: JobStatus, value: Any = None, error: BaseException | None = None) -> bool:
-        with self._lock:
+        with _STATE_LOCK:
             if self.status in FINISHED:
                 return False
             self._value, self._error = (None if self._discarded else value), error
             self.finished = time.time()
             self.status = status
-            callbacks, self._callbacks = self._callbacks, []
+            callbacks, self._callbacks = self._callbacks, None
             event = self._event
         if event is not None:
             event.set()
-        for callback in callbacks:
-            callback(self)
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
         return True
 
     def set_result(self, value: Any) -> None:
@@ -164,8 +176,10 @@ class Result:
 
     def add_done_callback(self, callback: Callable[[Result], None]) -> None:
         """Call ``callback(result)`` once done (at once, here, if already done)."""
-        with self._lock:
+        with _STATE_LOCK:
             if self.status not in FINISHED:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(callback)
                 return
         callback(self)
@@ -182,7 +196,7 @@ class Result:
         Raises TimeoutError when ``timeout`` seconds pass first.
         """
         if not self.done():
-            with self._lock:
+            with _STATE_LOCK:
                 if self._event is None:
                     self._event = threading.Event()
                 event = self._event
@@ -214,6 +228,10 @@ class Result:
 
         self.add_done_callback(deliver)
 
+    def on_discard(self, hook: Callable[[Result], None]) -> None:
+        """Call ``hook(result)`` when someone calls ``discard()`` (e.g. a store forgets it)."""
+        self._on_discard = [*self._on_discard, hook]
+
     def discard(self) -> None:
         """Nobody will read this result: drop its value as soon as it exists."""
         self._discarded = True
@@ -237,7 +255,7 @@ class Result:
         Returns False when the job had already finished.
         """
         self.control.cancelled = True
-        with self._lock:
+        with _STATE_LOCK:
             if self.status in FINISHED:
                 return False
             running = self.status is JobStatus.RUNNING

@@ -57,7 +57,11 @@ class WasmTarget:
         self.runnable = runnable
 
     def execute(self, job: Job, result: Result) -> Any:
-        return self.runnable.run(job.payload(), result_id=job.id, control=result.control)
+        data = job.data
+        # job._id: an id nobody asked for yet is not worth making just for log lines
+        return self.runnable.run(
+            data if type(data) is bytes else job.payload(), result_id=job._id or "", control=result.control
+        )
 
     def on_change(self, event: str) -> None:
         pass
@@ -199,8 +203,11 @@ class Reactr:
         """
         if isinstance(job, str):
             job = Job(job, data)
+        worker = self._workers.get(job.name)
+        if worker is None:
+            raise RunnableNotFound(job.name)
         result = Result(job)
-        self.worker(job.name).submit(result)
+        worker.submit(result)
         return result
 
     def schedule(self, schedule: Schedule) -> None:

@@ -7,12 +7,13 @@ import os
 import queue
 import threading
 import time
+from time import perf_counter
 from typing import Any, Protocol
 
 from ..errors import JobTimeout, QueueFull, ReactrError
 from .deadlines import DeadlineWatcher
 from .group import Group
-from .job import Job, Result
+from .job import Job, JobStatus, Result
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Worker:
         # A timeout that cannot stop the run needs a thread to abandon, so such
         # runnables never run on the caller's thread.
         self._inline_banned = timeout is not None and not target.interruptible
-        self._inline_running = 0
+        self._inline_slots = [None] * pool_size  # at most pool_size inline runs at once
         self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
 
     # --- threads ---------------------------------------------------------------------
@@ -156,9 +157,15 @@ class Worker:
         if self._stopping:
             raise ReactrError(f"runnable '{self.name}' is shutting down")
         self.submitted += 1
-        if self._inline and self._inline_running < self.pool_size and self._queue.empty():
-            self._run_inline(result)
-            return
+        if self._inline and self._queue.empty():
+            try:
+                slot = self._inline_slots.pop()  # list ops are atomic: no lock on the hot path
+            except IndexError:
+                pass  # every slot is busy on other threads: queue it
+            else:
+                self._run_inline(result)
+                self._inline_slots.append(slot)
+                return
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")
         if len(self._threads) < self._target_threads:
@@ -166,16 +173,10 @@ class Worker:
         self._queue.put(result)
 
     def _run_inline(self, result: Result) -> None:
-        with self._lock:
-            self._inline_running += 1
-        try:
-            if self._run(result) > INLINE_BAN_SECONDS:
-                self._inline_banned = True
-                self._inline = False
-                log.warning("runnable '%s' was slow on the caller's thread; it now always runs on workers", self.name)
-        finally:
-            with self._lock:
-                self._inline_running -= 1
+        if self._run(result) > INLINE_BAN_SECONDS:
+            self._inline_banned = True
+            self._inline = False
+            log.warning("runnable '%s' was slow on the caller's thread; it now always runs on workers", self.name)
 
     def _run(self, result: Result) -> float:
         """Run one job; returns how long it took, in seconds."""
@@ -185,7 +186,7 @@ class Worker:
             result.control.deadline = time.monotonic() + self.timeout
             if not self.target.interruptible and self._deadlines is not None:
                 self._deadlines.watch(result, JobTimeout)
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             value = self.target.execute(result.job, result)
         except ReactrError as error:
@@ -194,19 +195,19 @@ class Worker:
             log.exception("runnable '%s' failed on job %s", self.name, result.id)
             result.set_error(error)
         else:
-            settle(result, value)
-        elapsed = time.perf_counter() - started
-        self._learn(elapsed)
-        return elapsed
-
-    def _learn(self, elapsed: float) -> None:
+            if type(value) is bytes:  # the common Wasm case, without settle()'s checks
+                result._finish(JobStatus.SUCCEEDED, value)
+            else:
+                settle(result, value)
+        elapsed = perf_counter() - started
+        # Learn whether this runnable is fast enough to run inline (see INLINE_MAX_SECONDS).
         if elapsed > INLINE_MAX_SECONDS:
             self._fast_streak = 0
             self._inline = False
-        elif not self._inline_banned:
+        elif not self._inline_banned and not self._inline:
             self._fast_streak += 1
-            if self._fast_streak >= FAST_STREAK:
-                self._inline = True
+            self._inline = self._fast_streak >= FAST_STREAK
+        return elapsed
 
     # --- shutdown ----------------------------------------------------------------------
 

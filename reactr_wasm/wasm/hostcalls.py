@@ -36,6 +36,7 @@ class JobContext:
     """What host functions may see and change while one job runs."""
 
     __slots__ = (
+        "bad_idents",
         "control",
         "error",
         "extra_calls",
@@ -65,6 +66,7 @@ class JobContext:
         self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
         self.ffi_vars: list[str] = []
         self.extra_calls = 0  # result/error calls after the first, ignored
+        self.bad_idents = 0  # host calls made with another job's ident, refused
 
 
 class RunControl:
@@ -137,10 +139,14 @@ class HostCalls:
 
     def _job(self, ident: int, function: str) -> JobContext | None:
         job = self.current.job
-        if job is None or job.ident != ident:
-            log.error("%s: ident %d does not belong to the calling job", function, ident)
-            return None
-        return job
+        if job is not None and job.ident == ident:
+            return job
+        if job is not None:
+            job.bad_idents += 1
+            if job.bad_idents > 1:
+                return None  # logged once per job: a guest must not be able to flood the log
+        log.error("%s: ident %d does not belong to the calling job", function, ident)
+        return None
 
     def _read(self, ptr: int, length: int) -> bytes:
         memory = self.current.memory
@@ -164,12 +170,15 @@ class HostCalls:
     # --- results -------------------------------------------------------------
 
     def return_result(self, ptr: int, length: int, ident: int) -> None:
-        job = self._job(ident, "return_result")
-        if job is None:
+        # Every job calls this: the ident check and the read are written out here.
+        current = self.current
+        job = current.job
+        if job is None or job.ident != ident:
+            self._job(ident, "return_result")  # logs the refusal
             return
         if length & _raw.I32_MASK > job.max_output:
             raise _raw.GuestFault(f"result of {length & _raw.I32_MASK} bytes exceeds the limit of {job.max_output}")
-        data = self._read(ptr, length)
+        data = current.memory.read(ptr, length)  # type: ignore[union-attr]
         if job.output is not None or job.error is not None:
             job.extra_calls += 1  # first record wins
             return

@@ -19,6 +19,7 @@ from .request import CoordinatedRequest
 # that the ident belongs to the calling thread's job, so guessing gains nothing.
 _idents = itertools.count(1)
 _IDENT_MASK = 0x7FFFFFFE
+_NO_DEADLINE = float("inf")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class WasmRunnable:
         """Run one job. Raises RunErr, ExecutionError, JobTimeout, JobCancelled, ModuleError."""
         if control is None:
             control = RunControl()
-        if control.deadline == float("inf"):
+        if control.deadline == _NO_DEADLINE:
             control.deadline = time.monotonic() + self.limits.timeout_seconds
         request = CoordinatedRequest.from_payload(payload)
         job = JobContext(

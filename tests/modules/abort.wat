@@ -1,0 +1,39 @@
+;; abort: what an AssemblyScript runnable does on a failed assertion: calls
+;; return_abort("boom", "index.ts", 12, 5) and then traps with `unreachable`.
+;; A correct host reports the abort, not the trap: RunErr code -1, message
+;; "runnable abort: boom; file: index.ts, line: 12, col: 5".
+(module
+  (import "env" "return_abort" (func $return_abort (param i32 i32 i32 i32 i32 i32 i32)))
+
+  (memory (export "memory") 1)
+  (data (i32.const 16) "boom")
+  (data (i32.const 32) "index.ts")
+
+  ;; Bump allocator: 8-byte aligned, grows memory on demand, traps when it cannot.
+  ;; deallocate is a no-op: run_e rewinds the heap instead, as nothing allocated for a job
+  ;; outlives it.
+  (global $heap_base i32 (i32.const 1024))
+  (global $next (mut i32) (i32.const 1024))
+
+  (func $allocate (export "allocate") (param $size i32) (result i32)
+    (local $ptr i32) (local $end i32)
+    (local.set $ptr (i32.and (i32.add (global.get $next) (i32.const 7)) (i32.const -8)))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.lt_u (local.get $end) (local.get $ptr)) (then unreachable))
+    (if (i32.gt_u (local.get $end) (i32.shl (memory.size) (i32.const 16)))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (i32.shr_u (i32.add (local.get $end) (i32.const 0xFFFF))
+                                                     (i32.const 16))
+                                          (memory.size)))
+                    (i32.const -1))
+          (then unreachable))))
+    (global.set $next (local.get $end))
+    (local.get $ptr))
+
+  (func (export "deallocate") (param i32 i32))
+
+  (func (export "run_e") (param $ptr i32) (param $len i32) (param $ident i32)
+    (call $return_abort (i32.const 16) (i32.const 4) (i32.const 32) (i32.const 8)
+                        (i32.const 12) (i32.const 5) (local.get $ident))
+    unreachable)
+)

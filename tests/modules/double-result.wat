@@ -1,0 +1,38 @@
+;; double-result: calls return_result("first") and then return_result("second").
+;; Reactr's Go host blocks forever on the second call; a correct host keeps the first result,
+;; ignores the second call, and the job succeeds with "first".
+(module
+  (import "env" "return_result" (func $return_result (param i32 i32 i32)))
+
+  (memory (export "memory") 1)
+  (data (i32.const 16) "first")
+  (data (i32.const 32) "second")
+
+  ;; Bump allocator: 8-byte aligned, grows memory on demand, traps when it cannot.
+  ;; deallocate is a no-op: run_e rewinds the heap instead, as nothing allocated for a job
+  ;; outlives it.
+  (global $heap_base i32 (i32.const 1024))
+  (global $next (mut i32) (i32.const 1024))
+
+  (func $allocate (export "allocate") (param $size i32) (result i32)
+    (local $ptr i32) (local $end i32)
+    (local.set $ptr (i32.and (i32.add (global.get $next) (i32.const 7)) (i32.const -8)))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.lt_u (local.get $end) (local.get $ptr)) (then unreachable))
+    (if (i32.gt_u (local.get $end) (i32.shl (memory.size) (i32.const 16)))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (i32.shr_u (i32.add (local.get $end) (i32.const 0xFFFF))
+                                                     (i32.const 16))
+                                          (memory.size)))
+                    (i32.const -1))
+          (then unreachable))))
+    (global.set $next (local.get $end))
+    (local.get $ptr))
+
+  (func (export "deallocate") (param i32 i32))
+
+  (func (export "run_e") (param $ptr i32) (param $len i32) (param $ident i32)
+    (global.set $next (global.get $heap_base))
+    (call $return_result (i32.const 16) (i32.const 5) (local.get $ident))
+    (call $return_result (i32.const 32) (i32.const 6) (local.get $ident)))
+)

@@ -1,0 +1,46 @@
+;; init-only: a legacy (pre-v0.12 Rust SDK / derive-macro) runnable that exports `init`
+;; instead of `_start`; init registers the runnable by setting a flag. run_e answers "hello"
+;; if init ran, else fails like Reactr's SDK with RunErr {-1, "No runnable set"}.
+;; A correct host calls `init` after instantiation (after `_start`, which this module lacks).
+(module
+  (import "env" "return_result" (func $return_result (param i32 i32 i32)))
+  (import "env" "return_error" (func $return_error (param i32 i32 i32 i32)))
+
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello")
+  (data (i32.const 32) "No runnable set")
+
+  ;; Bump allocator: 8-byte aligned, grows memory on demand, traps when it cannot.
+  ;; deallocate is a no-op: run_e rewinds the heap instead, as nothing allocated for a job
+  ;; outlives it.
+  (global $heap_base i32 (i32.const 1024))
+  (global $next (mut i32) (i32.const 1024))
+
+  (func $allocate (export "allocate") (param $size i32) (result i32)
+    (local $ptr i32) (local $end i32)
+    (local.set $ptr (i32.and (i32.add (global.get $next) (i32.const 7)) (i32.const -8)))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.lt_u (local.get $end) (local.get $ptr)) (then unreachable))
+    (if (i32.gt_u (local.get $end) (i32.shl (memory.size) (i32.const 16)))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (i32.shr_u (i32.add (local.get $end) (i32.const 0xFFFF))
+                                                     (i32.const 16))
+                                          (memory.size)))
+                    (i32.const -1))
+          (then unreachable))))
+    (global.set $next (local.get $end))
+    (local.get $ptr))
+
+  (func (export "deallocate") (param i32 i32))
+
+  (global $registered (mut i32) (i32.const 0))
+
+  (func (export "init")
+    (global.set $registered (i32.const 1)))
+
+  (func (export "run_e") (param $ptr i32) (param $len i32) (param $ident i32)
+    (global.set $next (global.get $heap_base))
+    (if (global.get $registered)
+      (then (call $return_result (i32.const 16) (i32.const 5) (local.get $ident)))
+      (else (call $return_error (i32.const -1) (i32.const 32) (i32.const 15) (local.get $ident)))))
+)
