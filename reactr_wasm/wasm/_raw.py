@@ -26,7 +26,6 @@ from typing import Any
 
 from wasmtime import Config, Func, Instance, Linker, Memory, Store, Trap, WasmtimeError
 from wasmtime import _ffi as ffi
-from wasmtime._extern import wrap_extern
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +144,15 @@ def export(store: Store, instance: Instance, name: str) -> Func | Memory | None:
     raw = name.encode()
     if not ffi.wasmtime_instance_export_get(store._context(), byref(instance._instance), raw, len(raw), byref(item)):
         return None
-    extern = wrap_extern(item)
-    return extern if isinstance(extern, (Func, Memory)) else None
+    if item.kind == _EXTERN_FUNC:
+        return Func._from_raw(item.of.func)
+    if item.kind == _EXTERN_MEMORY:
+        return Memory._from_raw(item.of.memory)
+    return None
+
+
+_EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
+_EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 
 
 class RawFunc:
