@@ -80,7 +80,7 @@ class Job:
 # Results change state for microseconds at a time, under the GIL: one shared
 # lock serialises them without allocating a lock per job.
 _STATE_LOCK = threading.Lock()
-_NO_HOOKS: list[Callable[["Result"], None]] = []
+_NO_HOOKS: list[Callable[[Result], None]] = []
 
 
 class Result:

@@ -144,9 +144,10 @@ def export(store: Store, instance: Instance, name: str) -> Func | Memory | None:
     raw = name.encode()
     if not ffi.wasmtime_instance_export_get(store._context(), byref(instance._instance), raw, len(raw), byref(item)):
         return None
-    if item.kind == _EXTERN_FUNC:
+    kind: int = item.kind  # type: ignore[assignment]  # ctypes hands the field over as an int
+    if kind == _EXTERN_FUNC:
         return Func._from_raw(item.of.func)
-    if item.kind == _EXTERN_MEMORY:
+    if kind == _EXTERN_MEMORY:
         return Memory._from_raw(item.of.memory)
     return None
 
