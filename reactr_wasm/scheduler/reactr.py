@@ -207,7 +207,17 @@ class Reactr:
         if worker is None:
             raise RunnableNotFound(job.name)
         result = Result(job)
-        worker.submit(result)
+        try:
+            worker.submit(result)
+        except ReactrError:
+            if not worker.stopping:  # QueueFull, or any other refusal of a live worker
+                raise
+            # Replaced or removed between the lookup and the submit (hot reload):
+            # the current version takes the job, as if it had come a moment later.
+            current = self._workers.get(job.name)
+            if current is None:
+                raise RunnableNotFound(job.name) from None
+            current.submit(result)
         return result
 
     def schedule(self, schedule: Schedule) -> None:

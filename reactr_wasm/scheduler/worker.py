@@ -92,13 +92,20 @@ class Worker:
     def threads(self) -> int:
         return len(self._threads)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def start(self) -> None:
         """Start threads up to the current target count."""
         with self._lock:
-            while len(self._threads) < self._target_threads and not self._stopping:
-                thread = threading.Thread(target=self._loop, name=f"reactr-{self.name}", daemon=True)
-                self._threads.add(thread)
-                thread.start()
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        while len(self._threads) < self._target_threads and not self._stopping:
+            thread = threading.Thread(target=self._loop, name=f"reactr-{self.name}", daemon=True)
+            self._threads.add(thread)
+            thread.start()
 
     def scale_to(self, count: int) -> None:
         """Grow or shrink the pool (within pool_size and the autoscale maximum)."""
@@ -168,9 +175,12 @@ class Worker:
                 return
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")
-        if len(self._threads) < self._target_threads:
-            self.start()
-        self._queue.put(result)
+        with self._lock:  # against stop(): a job queued after the threads' stop markers would never run
+            if self._stopping:
+                raise ReactrError(f"runnable '{self.name}' is shutting down")
+            if len(self._threads) < self._target_threads:
+                self._start_locked()
+            self._queue.put(result)
 
     def _run_inline(self, result: Result) -> None:
         if self._run(result) > INLINE_BAN_SECONDS:

@@ -1,0 +1,445 @@
+"""The HTTP API (design.md §2): a thin aiohttp layer over one ``Reactr``.
+
+| route | answer |
+|---|---|
+| ``POST /do/{job}`` | 200 ``{"resultId": id}`` + ``Location: /then/{id}`` |
+| ``POST /do/{job}?then=true`` | the result (waits up to ``server.max_wait``, else 202 + status) |
+| ``POST /do/{job}?callback=URL`` | 200, empty, ``X-Reactr-Result-Id``; the result is POSTed to URL |
+| ``GET /then/{id}[?wait=S]`` | the result or the job's error (202 + status when still running) |
+| ``GET /jobs/{id}`` | status JSON, never blocks |
+| ``DELETE /then/{id}`` | cancel + forget, 204 |
+| ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
+
+Every error is a JSON ``{"code": int, "message": str}`` built by ``error_response``,
+the one place that maps exceptions to statuses. Every response carries
+``X-Request-Id`` (the client's, when sane, else a new one).
+
+The hot path, ``POST /do/NAME?then=true`` for a fast Wasm runnable, is kept
+short on purpose: the scheduler usually runs such a job on this thread inside
+``Reactr.do``, so the result is checked with ``done()`` before anything is
+awaited, and nothing is stored, tracked or scheduled for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import json
+import logging
+import secrets
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..backends.results import MemoryResultStore, ResultStore
+from ..config import Config
+from ..errors import ExecutionError, JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
+from ..scheduler.job import Job, Result, is_result_id
+from ..scheduler.reactr import Reactr
+from .callbacks import JSON, CallbackRefused, Callbacks, encode_value
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_KEY_LENGTH = 255  # Idempotency-Key
+RETRY_AFTER = "1"  # seconds, on 503
+SWEEP_SECONDS = 5.0  # longest pause between two sweeps of expired results
+SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
+
+_COMPACT = (",", ":")
+_REQUEST_IDS = itertools.count(1)
+_REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
+
+
+class HTTPError(Exception):
+    """An error answer the routes decide themselves (bad id, unknown id, draining, ...)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def _status_of(error: BaseException) -> tuple[int, int, str, dict[str, str] | None]:
+    """``(HTTP status, body code, message, headers)`` for any error a request can end with."""
+    if isinstance(error, HTTPError):
+        return error.status, error.status, error.message, error.headers
+    if isinstance(error, web.HTTPException):
+        allow = error.headers.get("Allow")
+        text = error.text or ""
+        message = error.reason if not text or text == f"{error.status}: {error.reason}" else text
+        return error.status, error.status, message, {"Allow": allow} if allow else None
+    if isinstance(error, RunErr):
+        status = error.code if 400 <= error.code <= 599 else 500
+        return status, error.code, error.message, None
+    if isinstance(error, RunnableNotFound):
+        return 404, 404, f"runnable '{error.name}' not found", None
+    if isinstance(error, JobTimeout):
+        return 504, 504, str(error), None
+    if isinstance(error, JobCancelled):
+        return 409, 409, str(error), None
+    if isinstance(error, QueueFull):
+        return 503, 503, str(error), {"Retry-After": RETRY_AFTER}
+    if isinstance(error, CallbackRefused):
+        return 400, 400, str(error), None
+    if isinstance(error, (ExecutionError, ReactrError)):
+        return 500, 500, str(error), None
+    return 500, 500, f"{type(error).__name__}: {error}", None  # a Python runnable's own exception
+
+
+def error_response(error: BaseException) -> web.Response:
+    """The JSON error answer for ``error``: ``{"code": int, "message": str}``."""
+    status, code, message, headers = _status_of(error)
+    body = json.dumps({"code": code, "message": message}, separators=_COMPACT, ensure_ascii=False).encode()
+    response = web.Response(status=status, body=body, headers=headers)
+    response.content_type = JSON
+    return response
+
+
+def value_response(value: Any) -> web.Response:
+    """A job's value as an HTTP answer (rules in ``callbacks.encode_value``)."""
+    if type(value) is bytes and value:
+        return web.Response(body=value)  # aiohttp's default type is application/octet-stream
+    body, content_type, headers = encode_value(value)
+    response = web.Response(body=body, headers=headers)
+    if content_type is not None:
+        response.headers["Content-Type"] = content_type
+    return response
+
+
+def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    response = web.Response(status=status, body=json.dumps(data, separators=_COMPACT).encode(), headers=headers)
+    response.content_type = JSON
+    return response
+
+
+def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        raise HTTPError(status, message, headers)
+
+    return refuse
+
+
+def _result_id(request: web.Request) -> str:
+    result_id = request.match_info["id"]
+    if not is_result_id(result_id):
+        raise HTTPError(400, "invalid result ID")
+    return result_id
+
+
+def _seconds(request: web.Request, name: str, default: float) -> float:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses NaN
+        raise HTTPError(400, f"{name} must be a number of seconds, 0 or more, got {text!r}")
+    return min(value, default)
+
+
+def _sane_request_id(text: str) -> bool:
+    """A client's X-Request-Id is echoed (and logged) only when short and printable ASCII."""
+    return 0 < len(text) <= 128 and text.isascii() and text.isprintable()
+
+
+def _authorize(request: web.Request, tokens: list[bytes]) -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    given = token.strip().encode("utf-8", "replace")
+    # compare_digest with every token: the time taken does not tell which one nearly matched
+    if scheme.lower() != "bearer" or not sum(hmac.compare_digest(given, known) for known in tokens):
+        raise HTTPError(401, "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
+
+
+async def wait_done(result: Result, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``result``; whether it is done. Never raises the job's error."""
+    if not result.done():
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
+                await result
+    return result.done()
+
+
+class Server:
+    """The routes and their state: store, callbacks, jobs in flight."""
+
+    def __init__(self, reactr: Reactr, config: Config, store: ResultStore | None = None) -> None:
+        self.reactr, self.config = reactr, config
+        server = config.server
+        self.store = store or MemoryResultStore(server.result_ttl, server.max_results)
+        self.callbacks = Callbacks(config.callbacks)
+        self.max_wait = server.max_wait
+        self.body_limit = server.body_limit
+        self.draining = False
+        self._inflight: set[Result] = set()  # unfinished jobs started or awaited here, for drain()
+        self._tokens = [token.encode() for token in server.auth_tokens]
+
+    # --- request handling -------------------------------------------------------------------
+
+    def guard(self, handler: Handler, *, auth: bool = True) -> Handler:
+        """Wrap a route: request id, bearer auth, and every error turned into its JSON answer.
+
+        A wrapper rather than an aiohttp middleware: a middleware costs ~4 µs per
+        request (two more coroutine layers), ~7% of a whole echo request.
+        """
+        tokens = self._tokens if auth else []
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            request_id = request.headers.get("X-Request-Id")
+            if request_id is None or not _sane_request_id(request_id):
+                request_id = f"{_REQUEST_ID_PREFIX}{next(_REQUEST_IDS):x}"
+            try:
+                if tokens:
+                    _authorize(request, tokens)
+                response = await handler(request)
+            except Exception as error:
+                response = error_response(error)
+                if response.status >= 500 and not isinstance(error, (HTTPError, ReactrError)):
+                    log.error("request %s %s %s failed", request_id, request.method, request.path, exc_info=error)
+            response.headers["X-Request-Id"] = request_id
+            return response
+
+        return guarded
+
+    # --- routes ---------------------------------------------------------------------------
+
+    async def do(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["job"]
+        if self.draining:
+            raise HTTPError(503, "server is shutting down", {"Retry-After": RETRY_AFTER, "Connection": "close"})
+        if not self.reactr.has(name):
+            raise RunnableNotFound(name)  # before reading the body or starting anything
+        length = request.content_length
+        if length is not None and length > self.body_limit:
+            raise HTTPError(413, f"request body of {length} bytes is over the limit of {self.body_limit} bytes")
+        body = await request.read()
+        query = request.query_string
+        if query == "then=true" and "Idempotency-Key" not in request.headers:
+            result = self.reactr.do(Job(name, body))
+            if result.done():  # ran on this thread: answer without awaiting anything
+                return value_response(result.outcome())
+            return await self._then(result, stored=False)
+        return await self._do(request, name, body)
+
+    async def _do(self, request: web.Request, name: str, body: bytes) -> web.StreamResponse:
+        params = request.query
+        callback = params.get("callback") or None
+        url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
+        key = request.headers.get("Idempotency-Key")
+        result, new = self._start(name, body, key)
+        if new and not result.done():
+            self._track(result)
+        if url is not None:
+            if new:
+                self.callbacks.deliver(url, result)
+            return web.Response(headers={"X-Reactr-Result-Id": result.id})
+        if params.get("then") in ("true", "1"):
+            return await self._then(result, stored=True)
+        return _json({"resultId": result.id}, headers={"Location": f"/then/{result.id}"})
+
+    def _start(self, name: str, body: bytes, key: str | None) -> tuple[Result, bool]:
+        """Start the job, or find the one already started with this Idempotency-Key; it is stored."""
+        job = Job(name, body)
+        if key is None:
+            result = self.reactr.do(job)
+            self.store.put(result)
+            return result, True
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise HTTPError(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+        scoped = f"{name}\n{key}"  # a key names one request to one runnable
+        bound = self.store.bind(scoped, job.id)
+        if bound is not None:
+            existing = self.store.get(bound)
+            if existing is not None:
+                return existing, False
+        try:
+            result = self.reactr.do(job)
+        except BaseException:
+            self.store.release(scoped)
+            raise
+        self.store.put(result, scoped)
+        return result, True
+
+    async def _then(self, result: Result, *, stored: bool) -> web.StreamResponse:
+        self._inflight.add(result)
+        try:
+            done = await wait_done(result, self.max_wait)
+        finally:
+            self._inflight.discard(result)
+        if done:
+            return value_response(self._outcome(result))
+        if not stored:
+            self.store.put(result)
+            self._track(result)
+        location = {"Location": f"/then/{result.id}"}
+        return _json({"resultId": result.id, "status": result.status.value}, 202, location)
+
+    async def then(self, request: web.Request) -> web.StreamResponse:
+        result_id = _result_id(request)
+        wait = _seconds(request, "wait", self.max_wait)
+        result = self._find(result_id)
+        if not await wait_done(result, wait):
+            return _json({"resultId": result_id, "status": result.status.value}, 202)
+        return value_response(self._outcome(result))
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._find(_result_id(request)).status_dict())
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        result_id = _result_id(request)
+        result = self.store.forget(result_id)
+        if result is None:
+            raise HTTPError(404, f"result with ID {result_id} not found")
+        if result.cancel():
+            log.info("job %s (result %s) cancelled by request", result.job.name, result_id)
+        return web.Response(status=204)
+
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        runnables = self.reactr.names()
+        if self.draining:
+            return _json({"code": 503, "message": "draining", "status": "draining", "runnables": runnables}, 503)
+        return _json({"status": "ok", "runnables": runnables})
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _find(self, result_id: str) -> Result:
+        result = self.store.get(result_id)
+        if result is None:
+            raise HTTPError(404, f"result with ID {result_id} not found")
+        return result
+
+    def _outcome(self, result: Result) -> Any:
+        error = result.error
+        if error is not None:
+            level = logging.WARNING if not isinstance(error, (RunErr, JobCancelled)) else logging.INFO
+            log.log(level, "job %s (result %s) failed: %s", result.job.name, result.id, error)
+        return result.outcome()
+
+    def _track(self, result: Result) -> None:
+        self._inflight.add(result)
+        result.add_done_callback(self._inflight.discard)  # may run on a worker thread: set ops are atomic
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new jobs, wait up to ``timeout`` s for jobs and callbacks in flight, cancel the rest."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        jobs = [result for result in list(self._inflight) if not result.done()]
+        if jobs:
+            log.info("draining: waiting for %d job(s) and %d callback(s)", len(jobs), self.callbacks.pending)
+            for result in jobs:
+                await wait_done(result, max(0.0, deadline - loop.time()))
+            unfinished = [result for result in jobs if result.cancel()]
+            if unfinished:
+                log.warning("draining: %d job(s) still running after %.1fs; cancelled", len(unfinished), timeout)
+        await self.callbacks.drain(max(0.0, deadline - loop.time()))
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: sweep expired results while the app runs; close callbacks after."""
+        sweeper = asyncio.create_task(self._sweep())
+        yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await self.callbacks.close()
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.drain(self.config.server.drain_timeout)
+
+    async def _sweep(self) -> None:
+        interval = min(SWEEP_SECONDS, max(0.05, self.store.ttl / 2))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                dropped = self.store.sweep()
+            except Exception:
+                log.exception("sweeping expired results failed")
+                continue
+            if dropped:
+                log.debug("dropped %d expired result(s)", dropped)
+
+
+SERVER = web.AppKey("reactr_server", Server)
+
+
+def create_app(reactr: Reactr, config: Config, *, store: ResultStore | None = None) -> web.Application:
+    """The aiohttp application serving ``reactr`` as design.md §2 says.
+
+    ``store`` defaults to a memory store with ``server.result_ttl`` and
+    ``server.max_results``. On shutdown the app drains (``Server.drain``).
+    """
+    server = Server(reactr, config, store)
+    app = web.Application(client_max_size=config.server.body_limit)
+    app[SERVER] = server
+    guard = server.guard
+    routes: dict[str, dict[str, Handler]] = {
+        "/do/{job}": {"POST": guard(server.do)},
+        "/then/{id}": {"GET": guard(server.then), "DELETE": guard(server.cancel)},
+        "/jobs/{id}": {"GET": guard(server.status)},
+        "/health": {"GET": guard(server.health, auth=False)},
+    }
+    # No middleware (see Server.guard), so unknown paths and methods get their JSON
+    # answers from routes of their own, tried after the real ones.
+    for path, methods in routes.items():
+        for method, handler in methods.items():
+            app.router.add_route(method, path, handler)
+        allowed = ",".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+        app.router.add_route("*", path, guard(_refuse(405, "method not allowed", {"Allow": allowed})))
+    app.router.add_route("*", "/{tail:.*}", guard(_refuse(404, "not found")))
+    app.cleanup_ctx.append(server.lifetime)
+    app.on_shutdown.append(server._on_shutdown)
+    return app
+
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-Id}o"'
+
+
+async def serve(
+    reactr: Reactr,
+    config: Config,
+    *,
+    app: web.Application | None = None,
+    shutdown_event: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or ``shutdown_event``), then drain and return.
+
+    Draining stops accepting connections, waits up to ``server.drain_timeout``
+    seconds for jobs and callbacks in flight, cancels what is left and closes.
+    """
+    app = app if app is not None else create_app(reactr, config)
+    stop = shutdown_event if shutdown_event is not None else asyncio.Event()
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
+        shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),
+    )
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    signals: list[signal.Signals] = []
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        log.info("listening on %s", ", ".join(f"{host}:{port}" for host, port, *_ in runner.addresses))
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signum, stop.set)
+                    signals.append(signum)
+        await stop.wait()
+        log.info("shutting down: draining for up to %.1fs", config.server.drain_timeout)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()  # stops the site, then on_shutdown drains, then closes
+    log.info("stopped")
+
+
+__all__ = ["SERVER", "Server", "create_app", "error_response", "serve", "value_response", "wait_done"]

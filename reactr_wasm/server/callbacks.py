@@ -1,0 +1,310 @@
+"""Webhook callbacks: ``POST /do/{job}?callback=URL`` delivers the job's outcome to URL.
+
+Each delivery is a ``POST`` of the result (design.md §2, Reactr's bodies):
+
+- success: the result bytes (``bytes`` as they are, ``str`` as UTF-8, a
+  request job's output with its Content-Type, anything else as JSON);
+- error: ``job_err_result: <error text>``, where a runnable's own error is its
+  JSON form, e.g. ``job_err_result: {"code":400,"message":"job failed"}``.
+
+Headers: ``X-Reactr-Result-Id``, ``X-Reactr-Job``, ``X-Reactr-Outcome``
+(``success`` or ``error``) and ``X-Reactr-Attempt`` (1, 2, ...). A 2xx answer
+ends the delivery; connection errors, timeouts, 429 and 5xx are retried with
+exponential backoff and jitter up to ``callbacks.attempts`` times, each
+attempt bounded by ``callbacks.timeout`` seconds; any other status is final.
+Redirects are not followed.
+
+Signing: with ``callbacks.secret`` set, every attempt carries
+``X-Reactr-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``.
+A receiver verifies it by recomputing the HMAC over the timestamp, a dot and
+the raw request body, comparing in constant time, and refusing timestamps
+older than a few minutes (replays) - ``verify_signature`` does exactly that.
+
+Destinations pass ``netrules``: http(s) only (http refused unless
+``allow_http``), and private/loopback/link-local/... addresses refused unless
+``allow_private``, checked on the URL up front (``check``) and again on the
+address each connection actually uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import ThreadedResolver
+from yarl import URL
+
+from ..config import CallbackConfig
+from ..scheduler.job import Result
+from ..wasm.runnable import CoordinatedResponse
+from .netrules import DestinationRefused, GuardedResolver, check_url, guarded_socket_factory
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Reactr-Signature"
+ERROR_PREFIX = b"job_err_result: "
+OCTET = "application/octet-stream"
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+# Headers a runnable may not set on an HTTP response: they frame the message
+# or belong to the server.
+_RESERVED_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+     "proxy-connection", "x-request-id"}
+)
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class CallbackRefused(ValueError):
+    """The callback URL is malformed or its destination is not allowed."""
+
+
+# --- result encoding (shared with the HTTP routes) ---------------------------------------
+
+
+def encode_value(value: Any) -> tuple[bytes, str | None, dict[str, str] | None]:
+    """``(body, content type, extra headers)`` for a job's value.
+
+    bytes -> octet-stream; a request job's CoordinatedResponse -> its output,
+    with the headers it set (a Content-Type among them wins); str -> text;
+    None -> empty; anything else -> JSON. Raises TypeError/ValueError for a
+    value JSON cannot encode.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value), OCTET, None
+    if isinstance(value, CoordinatedResponse):
+        headers = response_headers(value.resp_headers)
+        content_type = OCTET
+        for name in [name for name in headers if name.lower() == "content-type"]:
+            content_type = headers.pop(name)
+        return value.output, content_type, headers or None
+    if isinstance(value, str):
+        return value.encode(), TEXT, None
+    if value is None:
+        return b"", None, None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(), JSON, None
+
+
+def response_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The headers a runnable set that can go on an HTTP response; others are dropped."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        if (
+            name and set(name) <= _TOKEN and name.lower() not in _RESERVED_HEADERS
+            and isinstance(value, str) and value.isprintable()
+        ):
+            kept[name] = value
+        else:
+            log.debug("dropping response header %r set by a runnable", name)
+    return kept
+
+
+def delivery_body(result: Result) -> tuple[bytes, str, str]:
+    """``(body, content type, outcome)`` of a finished job, as a callback sends it."""
+    error = result.error
+    if error is None:
+        try:
+            body, content_type, _ = encode_value(result.outcome())
+            return body, content_type or OCTET, "success"
+        except (TypeError, ValueError) as failure:
+            return b"job_err_result failed to Marshal result: " + str(failure).encode(), OCTET, "error"
+    return ERROR_PREFIX + str(error).encode(), OCTET, "error"
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``X-Reactr-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(
+    secret: str, header: str, body: bytes, tolerance: float = 300.0, *, now: float | None = None
+) -> bool:
+    """Whether ``header`` (an ``X-Reactr-Signature`` value) signs ``body`` with ``secret``.
+
+    False when the header is malformed, the HMAC differs, or its timestamp is
+    more than ``tolerance`` seconds away from ``now`` (default: the clock).
+    """
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        fields.setdefault(name, []).append(value)
+    try:
+        timestamp = int(fields["t"][0])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).partition(",v1=")[2]
+    return any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", []))
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+def _shown(url: URL) -> str:
+    """The URL without credentials or query, for logs."""
+    return str(url.with_user(None).with_query(None).with_fragment(None))
+
+
+def _refusal(error: BaseException) -> DestinationRefused | None:
+    """The rule refusal behind a client error (aiohttp wraps it, and drops its text)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DestinationRefused):
+            return seen
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return None
+
+
+class Callbacks:
+    """Delivers job outcomes to callback URLs and tracks deliveries in flight.
+
+    ``check(url)`` before starting the job, ``deliver(url, result)`` after;
+    ``drain(timeout)`` on shutdown; ``close()`` at the end. Use on one event loop.
+    """
+
+    def __init__(self, config: CallbackConfig, *, resolver: AbstractResolver | None = None) -> None:
+        self.config = config
+        self._resolver = resolver  # None: the system's (getaddrinfo on a thread)
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def pending(self) -> int:
+        """Deliveries not finished yet (including those waiting for their job)."""
+        return len(self._tasks)
+
+    async def check(self, url: str) -> URL:
+        """The parsed URL, or CallbackRefused naming the reason."""
+        try:
+            parsed = URL(url)
+            await check_url(
+                parsed, allow_http=self.config.allow_http, allow_private=self.config.allow_private,
+                timeout=self.config.timeout,
+            )
+        except (ValueError, DestinationRefused) as error:
+            raise CallbackRefused(f"callback URL refused: {error}") from None
+        return parsed
+
+    def deliver(self, url: URL, result: Result) -> asyncio.Task[bool]:
+        """Post ``result`` to ``url`` once the job is done; returns the delivery task.
+
+        The task's value is True when the receiver accepted it (2xx).
+        """
+        task = asyncio.get_running_loop().create_task(self._deliver(url, result))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _deliver(self, url: URL, result: Result) -> bool:
+        with contextlib.suppress(Exception):  # the job's own error is delivered, not raised
+            await result
+        body, content_type, outcome = delivery_body(result)
+        attempts = self.config.attempts
+        for attempt in range(1, attempts + 1):
+            headers = {
+                "Content-Type": content_type,
+                "X-Reactr-Result-Id": result.id,
+                "X-Reactr-Job": result.job.name,
+                "X-Reactr-Outcome": outcome,
+                "X-Reactr-Attempt": str(attempt),
+            }
+            if self.config.secret:
+                headers[SIGNATURE_HEADER] = sign(self.config.secret, body, int(time.time()))
+            problem = await self._attempt(url, body, headers)
+            if problem is None:
+                log.info("callback for job %s (result %s) delivered to %s", result.job.name, result.id, _shown(url))
+                return True
+            final = problem.startswith("final: ")
+            log.warning(
+                "callback for job %s (result %s) to %s failed (attempt %d of %d): %s",
+                result.job.name, result.id, _shown(url), attempt, attempts, problem.removeprefix("final: "),
+            )
+            if final:
+                return False
+            if attempt < attempts:
+                await asyncio.sleep(self._backoff(attempt))
+        return False
+
+    async def _attempt(self, url: URL, body: bytes, headers: dict[str, str]) -> str | None:
+        """None on success, else what went wrong (prefixed ``final: `` when a retry cannot help)."""
+        try:
+            async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as response:
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            refusal = _refusal(error)
+            if refusal is not None:
+                return f"final: {refusal}"
+            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if 200 <= status < 300:
+            return None
+        if status >= 500 or status == 429:
+            return f"HTTP {status}"
+        return f"final: HTTP {status}"
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.config.backoff_max, self.config.backoff * 2 ** (attempt - 1))
+        return random.uniform(delay / 2, delay)  # jitter spreads retries of many failed deliveries
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            allow_private = self.config.allow_private
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(self._resolver or ThreadedResolver(), allow_private),
+                socket_factory=guarded_socket_factory(allow_private),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+                headers={"User-Agent": "reactr-wasm callbacks"},
+            )
+        return self._session
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for deliveries in flight; cancel the rest.
+
+        Returns True when every delivery finished.
+        """
+        tasks = list(self._tasks)
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=timeout) if timeout > 0 else (set(), set(tasks))
+        if not pending:
+            return True
+        log.warning("%d callback deliveries still pending after %.1fs; cancelled", len(pending), timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return False
+
+    async def close(self) -> None:
+        """Cancel what is left and close the HTTP client."""
+        await self.drain(0)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "CallbackRefused",
+    "Callbacks",
+    "delivery_body",
+    "encode_value",
+    "sign",
+    "verify_signature",
+]
