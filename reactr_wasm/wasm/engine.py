@@ -9,6 +9,7 @@ from wasmtime import Config, Engine, Linker
 
 from ..capabilities.cache import Cache
 from . import _raw
+from .driver import Drivers
 from .hostcalls import HostCalls
 from .instance import Limits
 from .module import ModuleCache, compile_module
@@ -27,8 +28,10 @@ class WasmEngine:
     def __init__(self, *, cache: Cache | None = None, cache_dir: Path | None = None) -> None:
         config = Config()
         config.epoch_interruption = True
+        config.wasm_multi_memory = True  # the job driver copies between two memories
         _raw.config_memory_never_moves(config)
         self.engine = Engine(config)
+        self.drivers = Drivers(self.engine)
         self.linker = Linker(self.engine)
         self.linker.define_wasi()
         self.host = HostCalls(cache)
@@ -59,8 +62,10 @@ class WasmEngine:
         label = f"runnable '{name}' ({source})" if source else f"runnable '{name}'"
         module, info = compile_module(self.engine, self.modules, wasm, label)
         pre = self.linker.instantiate_pre(module)
-        runnable = WasmRunnable(name, self.engine, pre, info, self.host, limits or Limits(), isolation, label)
-        runnable.pool.release(runnable.pool.acquire(), broken=False)
+        runnable = WasmRunnable(
+            name, self.engine, pre, self.drivers, info, self.host, limits or Limits(), isolation, label
+        )
+        runnable.pool.release(runnable.pool.acquire())
         return runnable
 
     def load_file(self, name: str, path: Path, **options: object) -> WasmRunnable:

@@ -6,10 +6,11 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from wasmtime import Engine, Func, InstancePre, Memory, Store, WasiConfig, WasmtimeError
+from wasmtime import Engine, Func, Instance, InstancePre, Memory, Store, WasiConfig, WasmtimeError
 
 from ..errors import ModuleError
 from . import _raw
+from .driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
 from .hostcalls import HostCalls, JobContext
 
 _keys = itertools.count(1)
@@ -37,9 +38,10 @@ class WasmInstance:
     """
 
     def __init__(
-        self, engine: Engine, pre: InstancePre, host: HostCalls, limits: Limits, source: str
+        self, engine: Engine, pre: InstancePre, drivers: Drivers, host: HostCalls, limits: Limits, source: str
     ) -> None:
         self._host = host
+        self.broken = False  # set when a job trapped: the pool must close it
         self._key = next(_keys)
         self._job: JobContext | None = None
         self._deadline = time.monotonic() + limits.timeout_seconds
@@ -49,26 +51,28 @@ class WasmInstance:
         _raw.set_epoch_callback(self.store, self._key, self._on_tick)
         _raw.EpochDeadline(self.store)(1)
         try:
-            self._start(pre, source)
+            self._start(pre, drivers, source)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, pre: InstancePre, source: str) -> None:
+    def _start(self, pre: InstancePre, drivers: Drivers, source: str) -> None:
         try:
             instance = pre.instantiate(self.store)
         except (WasmtimeError, Exception) as error:
             raise ModuleError(f"{source}: cannot instantiate: {_first_line(error)}") from None
         store = self.store
 
+        exports = {name: _raw.export(store, instance, name) for name in ("memory", "allocate", "run_e", "deallocate")}
+        memory, allocate, run_e, deallocate = exports.values()
+        assert isinstance(memory, Memory) and isinstance(allocate, Func) and isinstance(run_e, Func)
+
         def func(name: str, params: int, results: int) -> _raw.RawFunc | None:
-            found = _raw.export(store, instance, name)
+            found = exports.get(name) or _raw.export(store, instance, name)
             return _raw.RawFunc(store, found, params, results) if isinstance(found, Func) else None
 
-        memory = _raw.export(store, instance, "memory")
-        allocate, run_e = func("allocate", 1, 1), func("run_e", 3, 0)
-        assert isinstance(memory, Memory) and allocate and run_e, "check_abi guarantees these exports"
-        self.memory, self._allocate, self._run_e = _raw.RawMemory(store, memory), allocate, run_e
+        self.memory = _raw.RawMemory(store, memory)
+        self._allocate, self._run_e = _raw.RawFunc(store, allocate, 1, 1), _raw.RawFunc(store, run_e, 3, 0)
         self._deallocate = func("deallocate", 2, 0)
         # Reactr's Wasmtime build calls _start; Wasmer builds also called init
         # (Rust derive-macro and pre-v0.12 modules need it), so call both.
@@ -81,6 +85,13 @@ class WasmInstance:
             except _raw.GuestTrap as trap:
                 if _EXIT_OK not in trap.message:
                     raise ModuleError(f"{source}: trap in {entry}: {_first_line(trap)}") from None
+        if isinstance(deallocate, Func):
+            imports: list[Func | Memory] = [memory, allocate, run_e, deallocate]
+            driver = Instance(store, drivers.with_deallocate, imports)
+        else:
+            driver = Instance(store, drivers.without_deallocate, [memory, allocate, run_e])
+        self._stage = _raw.RawMemory(store, _raw.export(store, driver, "stage"))  # type: ignore[arg-type]
+        self._drive = _raw.RawFunc(store, _raw.export(store, driver, "job"), 2, 0)  # type: ignore[arg-type]
 
     def _on_tick(self) -> str | None:
         job = self._job
@@ -96,8 +107,8 @@ class WasmInstance:
     def run(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
         """Run one job through allocate → write → run_e → deallocate.
 
-        Returns the trap that ended it, if any (the instance is then unusable);
-        raises SetupError when the input could not be handed over.
+        Returns the trap that ended the job, if any; raises SetupError when the
+        input could not be handed over. Either way ``broken`` is then set.
         """
         current = self._host.current
         # Saved and restored, not cleared: a run_job host call runs a nested
@@ -106,26 +117,48 @@ class WasmInstance:
         current.job, current.memory = job, self.memory
         self._job = job
         try:
-            length = len(data)
-            try:
-                ptr = self._allocate(length)
-                self.memory.write(ptr, data)
-            except (_raw.GuestTrap, _raw.GuestFault) as error:
-                raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {error}") from None
-            trap = None
-            try:
-                self._run_e(ptr, length, job.ident)
-            except _raw.GuestTrap as error:
-                trap = error
-            if trap is None and self._deallocate is not None:
-                try:
-                    self._deallocate(ptr, length)
-                except _raw.GuestTrap as error:
-                    trap = error
-            return trap
+            if len(data) <= STAGE_CAPACITY:
+                return self._run_staged(job, data)
+            return self._run_stepwise(job, data)
         finally:
             current.job, current.memory = outer_job, outer_memory
             self._job = None
+
+    def _run_staged(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
+        """The whole sequence in one call through the driver (see driver.py)."""
+        self._stage.write(INPUT_OFFSET, data)
+        try:
+            self._drive(len(data), job.ident)
+            return None
+        except _raw.GuestTrap as trap:
+            self.broken = True
+            step = int.from_bytes(self._stage.read(0, 4), "little")
+            if step == ALLOCATING and not trap.interrupted:
+                raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {trap}") from None
+            if step == DEALLOCATING and not trap.interrupted:
+                return None  # like Reactr, a failing deallocate does not fail the job
+            return trap
+
+    def _run_stepwise(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
+        """The sequence as separate calls, for inputs larger than the driver's stage."""
+        length = len(data)
+        try:
+            ptr = self._allocate(length)
+            self.memory.write(ptr, data)
+        except (_raw.GuestTrap, _raw.GuestFault) as error:
+            self.broken = True
+            raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {error}") from None
+        try:
+            self._run_e(ptr, length, job.ident)
+        except _raw.GuestTrap as trap:
+            self.broken = True
+            return trap
+        if self._deallocate is not None:
+            try:
+                self._deallocate(ptr, length)
+            except _raw.GuestTrap:
+                self.broken = True  # like Reactr, a failing deallocate does not fail the job
+        return None
 
     def close(self) -> None:
         _raw.clear_epoch_callback(self._key)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from wasmtime import Engine, InstancePre
 
+from .driver import Drivers
 from .hostcalls import HostCalls
 from .instance import Limits, WasmInstance
 
@@ -24,12 +25,13 @@ class InstancePool:
         self,
         engine: Engine,
         pre: InstancePre,
+        drivers: Drivers,
         host: HostCalls,
         limits: Limits,
         isolation: Isolation,
         source: str,
     ) -> None:
-        self._engine, self._pre, self._host = engine, pre, host
+        self._engine, self._pre, self._drivers, self._host = engine, pre, drivers, host
         self.limits, self.isolation, self._source = limits, isolation, source
         self._idle: list[WasmInstance] = []
         self._closed = False
@@ -41,10 +43,10 @@ class InstancePool:
                 return self._idle.pop()  # atomic under the GIL
             except IndexError:
                 pass
-        return WasmInstance(self._engine, self._pre, self._host, self.limits, self._source)
+        return WasmInstance(self._engine, self._pre, self._drivers, self._host, self.limits, self._source)
 
-    def release(self, instance: WasmInstance, broken: bool) -> None:
-        if broken or self.isolation == "fresh" or self._closed:
+    def release(self, instance: WasmInstance) -> None:
+        if instance.broken or self.isolation == "fresh" or self._closed:
             instance.close()
             return
         self._idle.append(instance)
@@ -56,7 +58,7 @@ class InstancePool:
             return
         instances = [self.acquire() for _ in range(count)]
         for instance in instances:
-            self.release(instance, broken=False)
+            self.release(instance)
 
     @property
     def idle(self) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from wasmtime import Engine, InstancePre
 
 from ..errors import ExecutionError, JobCancelled, JobTimeout, RunErr
+from .driver import Drivers
 from .hostcalls import HostCalls, JobContext, RunControl
 from .instance import Limits, SetupError
 from .module import ModuleInfo
@@ -38,6 +39,7 @@ class WasmRunnable:
         name: str,
         engine: Engine,
         pre: InstancePre,
+        drivers: Drivers,
         info: ModuleInfo,
         host: HostCalls,
         limits: Limits,
@@ -45,7 +47,7 @@ class WasmRunnable:
         source: str,
     ) -> None:
         self.name, self.info, self.limits, self.source = name, info, limits, source
-        self.pool = InstancePool(engine, pre, host, limits, isolation, source)
+        self.pool = InstancePool(engine, pre, drivers, host, limits, isolation, source)
 
     def run(
         self, payload: bytes, *, result_id: str = "", control: RunControl | None = None
@@ -60,14 +62,15 @@ class WasmRunnable:
             next(_idents) & _IDENT_MASK, self.name, result_id, request, control, self.limits.max_result_bytes
         )
         instance = self.pool.acquire()
-        broken = True
         try:
             trap = instance.run(job, request.body if request else payload)
-            broken = trap is not None
         except SetupError as error:
             raise ExecutionError(str(error)) from None
+        except BaseException:
+            instance.broken = True  # whatever happened, its state is unknown
+            raise
         finally:
-            self.pool.release(instance, broken)
+            self.pool.release(instance)
         if trap is not None and trap.interrupted:
             if control.is_cancelled():
                 raise JobCancelled()
