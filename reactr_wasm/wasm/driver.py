@@ -48,8 +48,8 @@ class Drivers:
     """The two driver modules of one engine: for guests with and without ``deallocate``."""
 
     def __init__(self, engine: Engine) -> None:
-        self.with_deallocate = Module(engine, wat2wasm(_source(True)))
-        self.without_deallocate = Module(engine, wat2wasm(_source(False)))
+        self.with_deallocate = Module(engine, bytes(wat2wasm(_source(True))))
+        self.without_deallocate = Module(engine, bytes(wat2wasm(_source(False))))
 
 
 def _source(deallocate: bool) -> str:
