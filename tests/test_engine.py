@@ -110,3 +110,12 @@ def test_compiled_modules_are_cached_on_disk(tmp_path: object) -> None:
     artefacts[0].write_bytes(b"garbage")  # a corrupt cache entry is ignored and rewritten
     with WasmEngine(cache_dir=cache_dir) as third:
         assert third.load("echo", wat_module("echo")).run(b"y") == b"hello y"
+
+
+def test_inputs_beyond_the_driver_stage_take_the_stepwise_path(engine: WasmEngine) -> None:
+    from reactr_wasm.wasm.driver import STAGE_CAPACITY
+
+    echo = engine.load("echo", wat_module("echo"))
+    for size in (STAGE_CAPACITY - 1, STAGE_CAPACITY, STAGE_CAPACITY + 1, 3 * STAGE_CAPACITY):
+        data = bytes(i % 251 for i in range(size))
+        assert echo.run(data) == b"hello " + data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import wasmtime
 
 from reactr_wasm import ExecutionError, JobTimeout, Limits, ModuleError, Reactr, WasmEngine
 
@@ -99,3 +100,31 @@ def test_ffi_calls_without_a_pending_result_return_minus_one(engine: WasmEngine)
     bad = engine.load("bad", wat_module("bad-pointers"))
     # with nothing pending, get_ffi_result returns -1 before it would touch memory
     assert bad.run(b"get_ffi_result") == b"-1"
+
+
+ECHO_WITH = r"""
+(module
+  (import "env" "return_result" (func $ret (param i32 i32 i32)))
+  (memory (export "memory") 8)
+  (func (export "allocate") (param $n i32) (result i32) {allocate})
+  (func (export "deallocate") (param i32 i32) {deallocate})
+  (func (export "run_e") (param $p i32) (param $n i32) (param $id i32)
+    (call $ret (local.get $p) (local.get $n) (local.get $id))))
+"""
+
+
+@pytest.mark.parametrize("size", [10, 300_000])  # through the job driver, and the step-by-step path
+def test_allocate_returning_a_bad_pointer_fails_the_job(engine: WasmEngine, size: int) -> None:
+    wasm = wasmtime.wat2wasm(ECHO_WITH.format(allocate="(i32.const 0x7ffffff0)", deallocate=""))
+    bad = engine.load("bad-allocate", wasm)
+    with pytest.raises(ExecutionError, match="failed to instance.writeMemory: failed to Call allocate"):
+        bad.run(b"x" * size)
+    assert bad.pool.idle == 0
+
+
+@pytest.mark.parametrize("size", [10, 300_000])
+def test_a_trapping_deallocate_keeps_the_result_but_not_the_instance(engine: WasmEngine, size: int) -> None:
+    wasm = wasmtime.wat2wasm(ECHO_WITH.format(allocate="(i32.const 1024)", deallocate="unreachable"))
+    leaky = engine.load("bad-deallocate", wasm)
+    assert leaky.run(b"y" * size) == b"y" * size
+    assert leaky.pool.idle == 0
