@@ -18,7 +18,7 @@ RUNNABLES = ROOT / "runnables"
 
 def wat_module(name: str) -> bytes:
     """The binary of ``tests/modules/NAME.wat``, compiled from its source."""
-    return wasmtime.wat2wasm((MODULES / f"{name}.wat").read_text())
+    return bytes(wasmtime.wat2wasm((MODULES / f"{name}.wat").read_text()))
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ ECHO_WITH = r"""
 def test_allocate_returning_a_bad_pointer_fails_the_job(engine: WasmEngine, size: int) -> None:
     wasm = wasmtime.wat2wasm(ECHO_WITH.format(allocate="(i32.const 0x7ffffff0)", deallocate=""))
     bad = engine.load("bad-allocate", wasm)
-    with pytest.raises(ExecutionError, match="failed to instance.writeMemory: failed to Call allocate"):
+    with pytest.raises(ExecutionError, match=r"failed to instance\.writeMemory: failed to Call allocate"):
         bad.run(b"x" * size)
     assert bad.pool.idle == 0
 

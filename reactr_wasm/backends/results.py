@@ -12,8 +12,8 @@ nobody fetched stayed forever (``reactr-abi.md`` §8.1). A store here:
 - binds ``Idempotency-Key`` values to result ids for as long as the result
   is kept (a ``forget`` or an expiry releases the key too).
 
-``ResultStore`` holds the rules; an implementation fills four private hooks
-(``_get``, ``_store``, ``_delete``, ``_bind``) plus ``sweep``. The memory
+``ResultStore`` holds the rules; an implementation fills the private hooks
+(``_get``, ``_store``, ``_delete``, ``_bind``, ``_unbind``) plus ``sweep``. The memory
 store below is the default; a Redis one would keep a serialised outcome under
 a key with a TTL and bind keys with ``SET NX``, and return a Result-like
 object from ``_get``.

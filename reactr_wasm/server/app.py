@@ -49,9 +49,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_KEY_LENGTH = 255  # Idempotency-Key
 RETRY_AFTER = "1"  # seconds, on 503
 SWEEP_SECONDS = 5.0  # longest pause between two sweeps of expired results
+CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
 
 _COMPACT = (",", ":")
+REQUEST_ID = web.RequestKey("reactr_request_id", str)
 _REQUEST_IDS = itertools.count(1)
 _REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
 
@@ -194,6 +196,7 @@ class Server:
             request_id = request.headers.get("X-Request-Id")
             if request_id is None or not _sane_request_id(request_id):
                 request_id = f"{_REQUEST_ID_PREFIX}{next(_REQUEST_IDS):x}"
+            request[REQUEST_ID] = request_id
             try:
                 if tokens:
                     _authorize(request, tokens)
@@ -223,8 +226,8 @@ class Server:
         if query == "then=true" and "Idempotency-Key" not in request.headers:
             result = self.reactr.do(Job(name, body))
             if result.done():  # ran on this thread: answer without awaiting anything
-                return value_response(result.outcome())
-            return await self._then(result, stored=False)
+                return value_response(self._outcome(result, request))
+            return await self._then(request, result, stored=False)
         return await self._do(request, name, body)
 
     async def _do(self, request: web.Request, name: str, body: bytes) -> web.StreamResponse:
@@ -233,15 +236,21 @@ class Server:
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
         key = request.headers.get("Idempotency-Key")
         result, new = self._start(name, body, key)
-        if new and not result.done():
-            self._track(result)
-        if url is not None:
-            if new:
+        if new:
+            log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, result.id)
+            if not result.done():
+                self._track(result)
+            if url is not None:
                 self.callbacks.deliver(url, result)
-            return web.Response(headers={"X-Reactr-Result-Id": result.id})
-        if params.get("then") in ("true", "1"):
-            return await self._then(result, stored=True)
-        return _json({"resultId": result.id}, headers={"Location": f"/then/{result.id}"})
+        if url is not None:
+            response: web.StreamResponse = web.Response(headers={"X-Reactr-Result-Id": result.id})
+        elif params.get("then") in ("true", "1"):
+            response = await self._then(request, result, stored=True)
+        else:
+            response = _json({"resultId": result.id}, headers={"Location": f"/then/{result.id}"})
+        if not new:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
 
     def _start(self, name: str, body: bytes, key: str | None) -> tuple[Result, bool]:
         """Start the job, or find the one already started with this Idempotency-Key; it is stored."""
@@ -266,17 +275,14 @@ class Server:
         self.store.put(result, scoped)
         return result, True
 
-    async def _then(self, result: Result, *, stored: bool) -> web.StreamResponse:
-        self._inflight.add(result)
-        try:
-            done = await wait_done(result, self.max_wait)
-        finally:
-            self._inflight.discard(result)
-        if done:
-            return value_response(self._outcome(result))
+    async def _then(self, request: web.Request, result: Result, *, stored: bool) -> web.StreamResponse:
+        """Wait up to max_wait for the answer; then 202 and keep the result for GET /then."""
+        if not stored:
+            self._track(result)  # stored ones are tracked already
+        if await wait_done(result, self.max_wait):
+            return value_response(self._outcome(result, request))
         if not stored:
             self.store.put(result)
-            self._track(result)
         location = {"Location": f"/then/{result.id}"}
         return _json({"resultId": result.id, "status": result.status.value}, 202, location)
 
@@ -286,7 +292,7 @@ class Server:
         result = self._find(result_id)
         if not await wait_done(result, wait):
             return _json({"resultId": result_id, "status": result.status.value}, 202)
-        return value_response(self._outcome(result))
+        return value_response(self._outcome(result, request))
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         return _json(self._find(_result_id(request)).status_dict())
@@ -297,7 +303,7 @@ class Server:
         if result is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
         if result.cancel():
-            log.info("job %s (result %s) cancelled by request", result.job.name, result_id)
+            log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), result.job.name, result_id)
         return web.Response(status=204)
 
     async def health(self, request: web.Request) -> web.StreamResponse:
@@ -314,11 +320,14 @@ class Server:
             raise HTTPError(404, f"result with ID {result_id} not found")
         return result
 
-    def _outcome(self, result: Result) -> Any:
+    def _outcome(self, result: Result, request: web.Request) -> Any:
         error = result.error
         if error is not None:
             level = logging.WARNING if not isinstance(error, (RunErr, JobCancelled)) else logging.INFO
-            log.log(level, "job %s (result %s) failed: %s", result.job.name, result.id, error)
+            log.log(
+                level, "request %s: job %s (result %s) failed: %s",
+                request.get(REQUEST_ID), result.job.name, result.id, error,
+            )
         return result.outcome()
 
     def _track(self, result: Result) -> None:
@@ -340,6 +349,9 @@ class Server:
             unfinished = [result for result in jobs if result.cancel()]
             if unfinished:
                 log.warning("draining: %d job(s) still running after %.1fs; cancelled", len(unfinished), timeout)
+                settle = loop.time() + CANCEL_GRACE  # a guest stops at its next epoch tick
+                for result in unfinished:
+                    await wait_done(result, max(0.0, settle - loop.time()))
         await self.callbacks.drain(max(0.0, deadline - loop.time()))
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
@@ -389,9 +401,11 @@ def create_app(reactr: Reactr, config: Config, *, store: ResultStore | None = No
     # No middleware (see Server.guard), so unknown paths and methods get their JSON
     # answers from routes of their own, tried after the real ones.
     for path, methods in routes.items():
+        if "GET" in methods:
+            methods["HEAD"] = methods["GET"]
         for method, handler in methods.items():
             app.router.add_route(method, path, handler)
-        allowed = ",".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+        allowed = ",".join(sorted(methods))
         app.router.add_route("*", path, guard(_refuse(405, "method not allowed", {"Allow": allowed})))
     app.router.add_route("*", "/{tail:.*}", guard(_refuse(404, "not found")))
     app.cleanup_ctx.append(server.lifetime)

@@ -213,6 +213,13 @@ class Callbacks:
     async def _deliver(self, url: URL, result: Result) -> bool:
         with contextlib.suppress(Exception):  # the job's own error is delivered, not raised
             await result
+        try:
+            return await self._post(url, result)
+        except Exception:  # a bug here must not vanish into an unretrieved task
+            log.exception("callback for job %s (result %s) to %s crashed", result.job.name, result.id, _shown(url))
+            return False
+
+    async def _post(self, url: URL, result: Result) -> bool:
         body, content_type, outcome = delivery_body(result)
         attempts = self.config.attempts
         for attempt in range(1, attempts + 1):
@@ -225,36 +232,33 @@ class Callbacks:
             }
             if self.config.secret:
                 headers[SIGNATURE_HEADER] = sign(self.config.secret, body, int(time.time()))
-            problem = await self._attempt(url, body, headers)
+            problem, retry = await self._attempt(url, body, headers)
             if problem is None:
                 log.info("callback for job %s (result %s) delivered to %s", result.job.name, result.id, _shown(url))
                 return True
-            final = problem.startswith("final: ")
             log.warning(
                 "callback for job %s (result %s) to %s failed (attempt %d of %d): %s",
-                result.job.name, result.id, _shown(url), attempt, attempts, problem.removeprefix("final: "),
+                result.job.name, result.id, _shown(url), attempt, attempts, problem,
             )
-            if final:
+            if not retry:
                 return False
             if attempt < attempts:
                 await asyncio.sleep(self._backoff(attempt))
         return False
 
-    async def _attempt(self, url: URL, body: bytes, headers: dict[str, str]) -> str | None:
-        """None on success, else what went wrong (prefixed ``final: `` when a retry cannot help)."""
+    async def _attempt(self, url: URL, body: bytes, headers: dict[str, str]) -> tuple[str | None, bool]:
+        """``(None, _)`` on success, else ``(what went wrong, whether a retry may help)``."""
         try:
             async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as response:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             refusal = _refusal(error)
             if refusal is not None:
-                return f"final: {refusal}"
-            return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                return str(refusal), False
+            return (f"{type(error).__name__}: {error}" if str(error) else type(error).__name__), True
         if 200 <= status < 300:
-            return None
-        if status >= 500 or status == 429:
-            return f"HTTP {status}"
-        return f"final: HTTP {status}"
+            return None, False
+        return f"HTTP {status}", status >= 500 or status == 429
 
     def _backoff(self, attempt: int) -> float:
         delay = min(self.config.backoff_max, self.config.backoff * 2 ** (attempt - 1))
