@@ -56,6 +56,10 @@ class RunnableNotFound(ReactrError):
         super().__init__(f'failed to getWorker for jobType "{name}"')
 
 
+class InlineBudgetExceeded(ReactrError):
+    """Internal: a job run on the caller's thread took too long and was stopped to restart elsewhere."""
+
+
 class QueueFull(ReactrError):
     """The runnable's queue is at its bound; retry later."""
 

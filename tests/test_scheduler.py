@@ -137,3 +137,27 @@ def test_awaiting_many_results_from_worker_threads() -> None:
     with Reactr() as reactr:
         reactr.register("py", lambda job, ctx: job.data * 2, pool_size=3)
         assert asyncio.run(main(reactr)) == [i * 2 for i in range(500)]
+
+
+def test_a_fast_runnable_turning_slow_holds_the_caller_only_for_the_inline_budget(reactr: Reactr) -> None:
+    from reactr_wasm.scheduler.worker import INLINE_BUDGET_SECONDS
+
+    reactr.register("slow", reactr.engine.load("slow", wat_module("slow"), limits=Limits(timeout_seconds=10)))
+    for _ in range(FAST_STREAK + 1):
+        reactr.do("slow", b"1000").then(timeout=5)
+    assert reactr.do("slow", b"1000").done()  # now inline
+    started = time.monotonic()
+    result = reactr.do("slow", b"1000000000")  # ~0.7 s of guest work
+    held = time.monotonic() - started
+    assert held < INLINE_BUDGET_SECONDS + 0.2  # stopped at the budget, not after the whole job
+    assert not result.done()
+    assert result.then(timeout=10) == b"done"  # ran again, from scratch, on a worker thread
+    assert not reactr.do("slow", b"1000").done()  # back on workers until it has shown a longer streak
+
+
+def test_runnables_with_side_effects_are_never_restarted(engine: object) -> None:
+    from reactr_wasm import WasmEngine
+
+    assert isinstance(engine, WasmEngine)
+    assert engine.load("slow", wat_module("slow")).info.restartable
+    assert not engine.load("ffi", wat_module("ffi-roundtrip")).info.restartable  # calls cache_set

@@ -144,6 +144,13 @@ class Result:
             self.started = time.time()
             return True
 
+    def _requeue(self) -> None:
+        """Back to queued after an inline run was stopped to restart on a worker."""
+        with _STATE_LOCK:
+            if self.status is JobStatus.RUNNING:
+                self.status = JobStatus.QUEUED
+                self.started = None
+
     def _finish(self, status: JobStatus, value: Any = None, error: BaseException | None = None) -> bool:
         with _STATE_LOCK:
             if self.status in FINISHED:

@@ -55,13 +55,15 @@ class WasmTarget:
 
     def __init__(self, runnable: WasmRunnable) -> None:
         self.runnable = runnable
+        self.restartable = runnable.info.restartable
 
     def execute(self, job: Job, result: Result) -> Any:
+        return self.call(job, result.control)
+
+    def call(self, job: Job, control: RunControl) -> Any:
         data = job.data
         # job._id: an id nobody asked for yet is not worth making just for log lines
-        return self.runnable.run(
-            data if type(data) is bytes else job.payload(), result_id=job._id or "", control=result.control
-        )
+        return self.runnable.run(data if type(data) is bytes else job.payload(), result_id=job._id or "", control=control)
 
     def on_change(self, event: str) -> None:
         pass
@@ -72,6 +74,7 @@ class WasmTarget:
 
 class PythonTarget:
     interruptible = False  # Python code cannot be stopped from outside
+    restartable = False
 
     def __init__(self, reactr: Reactr, runnable: Callable[[Job, Ctx], Any] | RunnableObject) -> None:
         self.reactr = reactr
@@ -81,6 +84,9 @@ class PythonTarget:
 
     def execute(self, job: Job, result: Result) -> Any:
         return self._run(job, Ctx(self.reactr, result))
+
+    def call(self, job: Job, control: RunControl) -> Any:
+        raise NotImplementedError("Python runnables always run with a Result")
 
     def on_change(self, event: str) -> None:
         if self._on_change is not None:
@@ -219,6 +225,18 @@ class Reactr:
                 raise RunnableNotFound(job.name) from None
             current.submit(result)
         return result
+
+    def do_now(self, name: str, data: Any) -> tuple[bool, Any]:
+        """Run a job on this thread if its runnable is proven fast and idle, without a Result.
+
+        Returns ``(True, value)`` or raises the job's error; ``(False, None)``
+        means it could not run here: use ``do()``. For callers that would only
+        wait for the value (the server's ``?then=true``).
+        """
+        worker = self._workers.get(name)
+        if worker is None:
+            raise RunnableNotFound(name)
+        return worker.run_now(Job(name, data))
 
     def schedule(self, schedule: Schedule) -> None:
         """Poll ``schedule`` (e.g. ``every(5, make_job)``) and run the jobs it produces."""

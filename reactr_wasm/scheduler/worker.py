@@ -10,7 +10,8 @@ import time
 from time import perf_counter
 from typing import Any, Protocol
 
-from ..errors import JobTimeout, QueueFull, ReactrError
+from ..errors import InlineBudgetExceeded, JobTimeout, QueueFull, ReactrError
+from ..wasm.hostcalls import RunControl
 from .deadlines import DeadlineWatcher
 from .group import Group
 from .job import Job, JobStatus, Result
@@ -19,11 +20,17 @@ log = logging.getLogger(__name__)
 
 # Handing a job to a thread and back costs ~100 µs of wake-ups here, forty
 # times a tuned echo job. So a runnable whose last FAST_STREAK runs each took
-# under INLINE_MAX_SECONDS runs on the submitting thread while a pool slot is
-# free. An inline run over INLINE_BAN_SECONDS (far beyond any scheduling
-# hiccup) bans it for good: a runnable that turns slow can hold the caller
-# (e.g. the event loop) for at most one job, once.
+# under INLINE_MAX_SECONDS runs on the submitting thread (for the server: the
+# event loop) while a pool slot is free.
+#
+# A Wasm runnable may then turn slow. If it cannot have side effects (see
+# ModuleInfo.restartable), an inline run is stopped after INLINE_BUDGET_SECONDS
+# and the job starts again from scratch on a worker thread; the streak it must
+# show before running inline again doubles each time. So the caller is held
+# for at most ~one budget plus one epoch tick. Other targets never run inline
+# once a single inline run took more than INLINE_BAN_SECONDS.
 INLINE_MAX_SECONDS = 0.002
+INLINE_BUDGET_SECONDS = 0.02
 INLINE_BAN_SECONDS = 0.1
 FAST_STREAK = 32
 
@@ -32,8 +39,12 @@ class Target(Protocol):
     """What a worker runs: adapts a Wasm module or a Python callable."""
 
     interruptible: bool  # a timeout stops the run itself (Wasm), not just its result
+    restartable: bool  # a run stopped early can start again from scratch unnoticed
 
     def execute(self, job: Job, result: Result) -> Any: ...
+
+    def call(self, job: Job, control: RunControl) -> Any:
+        """Run ``job`` without a Result (interruptible targets only)."""
 
     def on_change(self, event: str) -> None: ...
 
@@ -75,6 +86,7 @@ class Worker:
         self._target_threads = pool_size
         self._stopping = False
         self._fast_streak = 0
+        self._streak_needed = FAST_STREAK
         self._inline = False
         # A timeout that cannot stop the run needs a thread to abandon, so such
         # runnables never run on the caller's thread.
@@ -175,6 +187,9 @@ class Worker:
                 return
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")
+        self._enqueue(result)
+
+    def _enqueue(self, result: Result) -> None:
         with self._lock:  # against stop(): a job queued after the threads' stop markers would never run
             if self._stopping:
                 raise ReactrError(f"runnable '{self.name}' is shutting down")
@@ -182,8 +197,55 @@ class Worker:
                 self._start_locked()
             self._queue.put(result)
 
+    def run_now(self, job: Job) -> tuple[bool, Any]:
+        """Run ``job`` here and now if this runnable runs inline and a slot is free.
+
+        Returns ``(True, value)``, raises the job's error, or returns ``(False,
+        None)`` when the job must go through ``submit`` instead. No Result is
+        made: for callers that wait for the value anyway (``then=true``).
+        """
+        if not (self._inline and self.target.restartable and self._queue.empty() and not self._stopping):
+            return False, None
+        try:
+            slot = self._inline_slots.pop()
+        except IndexError:
+            return False, None
+        try:
+            now = time.monotonic()
+            control = RunControl(now + self.timeout if self.timeout is not None else float("inf"))
+            control.budget = now + INLINE_BUDGET_SECONDS
+            started = perf_counter()
+            try:
+                value = self.target.call(job, control)
+            except InlineBudgetExceeded:
+                self._over_budget()
+                return False, None
+            except ReactrError:
+                self._learn(perf_counter() - started)
+                raise
+            self._learn(perf_counter() - started)
+            return True, value
+        finally:
+            self._inline_slots.append(slot)
+
+    def _over_budget(self) -> None:
+        self._inline = False
+        self._fast_streak = 0
+        self._streak_needed *= 2
+        log.info("runnable '%s' overran its inline budget; the job restarts on a worker", self.name)
+
     def _run_inline(self, result: Result) -> None:
-        if self._run(result) > INLINE_BAN_SECONDS:
+        if self.target.restartable:
+            result.control.budget = time.monotonic() + INLINE_BUDGET_SECONDS
+        try:
+            elapsed = self._run(result)
+        except InlineBudgetExceeded:
+            self._over_budget()
+            result.control.budget = float("inf")
+            result._requeue()
+            self._enqueue(result)
+            return
+        if elapsed > INLINE_BAN_SECONDS and not self.target.restartable:
             self._inline_banned = True
             self._inline = False
             log.warning("runnable '%s' was slow on the caller's thread; it now always runs on workers", self.name)
@@ -199,6 +261,8 @@ class Worker:
         started = perf_counter()
         try:
             value = self.target.execute(result.job, result)
+        except InlineBudgetExceeded:
+            raise
         except ReactrError as error:
             result.set_error(error)
         except Exception as error:  # a Python runnable's own failure
@@ -210,14 +274,17 @@ class Worker:
             else:
                 settle(result, value)
         elapsed = perf_counter() - started
-        # Learn whether this runnable is fast enough to run inline (see INLINE_MAX_SECONDS).
+        self._learn(elapsed)
+        return elapsed
+
+    def _learn(self, elapsed: float) -> None:
+        """Learn whether this runnable is fast enough to run inline (see INLINE_MAX_SECONDS)."""
         if elapsed > INLINE_MAX_SECONDS:
             self._fast_streak = 0
             self._inline = False
         elif not self._inline_banned and not self._inline:
             self._fast_streak += 1
-            self._inline = self._fast_streak >= FAST_STREAK
-        return elapsed
+            self._inline = self._fast_streak >= self._streak_needed
 
     # --- shutdown ----------------------------------------------------------------------
 

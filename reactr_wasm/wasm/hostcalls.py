@@ -78,10 +78,11 @@ class RunControl:
     deeper in the chain.
     """
 
-    __slots__ = ("cancelled", "deadline", "depth", "parent")
+    __slots__ = ("budget", "cancelled", "deadline", "depth", "parent")
 
     def __init__(self, deadline: float = float("inf"), parent: RunControl | None = None) -> None:
         self.deadline = deadline
+        self.budget = float("inf")  # an inline run stops here and restarts elsewhere
         self.cancelled = False
         self.parent = parent
         self.depth: int = parent.depth + 1 if parent is not None else 0

@@ -15,6 +15,7 @@ from .hostcalls import HostCalls, JobContext
 
 _keys = itertools.count(1)
 _EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end
+OVER_BUDGET = "inline budget exceeded"
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,14 @@ class WasmInstance:
     def _on_tick(self) -> str | None:
         job = self._job
         if job is not None:
-            if job.control.is_cancelled():
+            control = job.control
+            if control.is_cancelled():
                 return "job cancelled"
-            if time.monotonic() >= job.control.deadline:
+            now = time.monotonic()
+            if now >= control.deadline:
                 return "job timeout"
+            if now >= control.budget:
+                return OVER_BUDGET
         elif time.monotonic() >= self._deadline:
             return "instance start timeout"
         return None

@@ -42,6 +42,10 @@ HOST_FUNCTIONS = {
     "run_job": None,  # reactr-wasm's own extension: chain a job
 }
 WASI_MODULES = {"wasi_snapshot_preview1", "wasi_unstable"}
+# Host functions whose effects reach beyond the job (another job, the network,
+# shared state). A module without them can be stopped and run again from
+# scratch unnoticed: WASI has no files, env or args, and stdio goes nowhere.
+SIDE_EFFECTS = {"cache_set", "fetch_url", "graphql_query", "db_exec", "add_ffi_var", "run_job"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class ModuleInfo:
     imports: list[str]
     capabilities: list[str]
     problems: list[str]
+    restartable: bool = False  # imports no host function with effects beyond the job
 
     @property
     def ok(self) -> bool:
@@ -95,7 +100,8 @@ def check_abi(module: Module) -> ModuleInfo:
         capability = HOST_FUNCTIONS[base]
         if capability:
             capabilities.add(capability)
-    return ModuleInfo(sorted(exports), imports, sorted(capabilities), problems)
+    effects = {i.name.removesuffix("_swift") for i in module.imports if i.module == "env" and i.name} & SIDE_EFFECTS
+    return ModuleInfo(sorted(exports), imports, sorted(capabilities), problems, restartable=not effects)
 
 
 class ModuleCache:

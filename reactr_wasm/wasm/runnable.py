@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from wasmtime import Engine, InstancePre
 
-from ..errors import ExecutionError, JobCancelled, JobTimeout, RunErr
+from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
 from .driver import Drivers
 from .hostcalls import HostCalls, JobContext, RunControl
-from .instance import Limits, SetupError
+from .instance import OVER_BUDGET, Limits, SetupError
 from .module import ModuleInfo
 from .pool import InstancePool, Isolation
 from .request import CoordinatedRequest
@@ -74,6 +74,8 @@ class WasmRunnable:
         if trap is not None and trap.interrupted:
             if control.is_cancelled():
                 raise JobCancelled()
+            if OVER_BUDGET in trap.message:
+                raise InlineBudgetExceeded(self.name)
             raise JobTimeout()
         if job.error is not None:
             raise job.error
