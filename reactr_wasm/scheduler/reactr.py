@@ -63,7 +63,8 @@ class WasmTarget:
     def call(self, job: Job, control: RunControl) -> Any:
         data = job.data
         # job._id: an id nobody asked for yet is not worth making just for log lines
-        return self.runnable.run(data if type(data) is bytes else job.payload(), result_id=job._id or "", control=control)
+        payload = data if type(data) is bytes else job.payload()
+        return self.runnable.run(payload, result_id=job._id or "", control=control)
 
     def on_change(self, event: str) -> None:
         pass

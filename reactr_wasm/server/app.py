@@ -445,9 +445,9 @@ class _Runner(web.AppRunner):
 
         async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
             path = request.path
-            if request.method == "POST" and path.startswith(DO_PREFIX) and "/" not in path[len(DO_PREFIX):]:
-                if len(path) > len(DO_PREFIX):
-                    return await do(request)  # type: ignore[arg-type]
+            name = path[len(DO_PREFIX):]
+            if request.method == "POST" and path.startswith(DO_PREFIX) and name and "/" not in name:
+                return await do(request)  # type: ignore[arg-type]
             return await through_app(request)
 
         server.request_handler = dispatch
