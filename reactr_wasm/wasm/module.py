@@ -107,8 +107,9 @@ def check_abi(module: Module) -> ModuleInfo:
 class ModuleCache:
     """Compiled modules on disk, keyed by content hash and wasmtime version.
 
-    A corrupt or foreign cache entry is ignored and rewritten, never trusted
-    blindly: wasmtime refuses artefacts from another version or config.
+    A corrupt or foreign cache entry is ignored and rewritten: wasmtime refuses
+    artefacts from another version or config. Entries are native code that is
+    loaded as it is, so the folder must be writable by the server's user only.
     """
 
     def __init__(self, directory: Path | None) -> None:
@@ -124,8 +125,11 @@ class ModuleCache:
         path = self._path(digest)
         if path is not None and path.exists():
             try:
-                return Module.deserialize_file(engine, str(path))
-            except WasmtimeError as error:
+                # Read into memory rather than deserialize_file: that one maps the
+                # file, and a file truncated under the mapping kills the process
+                # with SIGBUS.
+                return Module.deserialize(engine, path.read_bytes())
+            except (OSError, WasmtimeError) as error:
                 log.warning("ignoring unusable compiled cache %s: %s", path, error)
         module = Module(engine, wasm)
         if path is not None:
