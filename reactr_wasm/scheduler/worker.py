@@ -88,9 +88,12 @@ class Worker:
         self._fast_streak = 0
         self._streak_needed = FAST_STREAK
         self._inline = False
-        # A timeout that cannot stop the run needs a thread to abandon, so such
-        # runnables never run on the caller's thread.
-        self._inline_banned = timeout is not None and not target.interruptible
+        # A timeout that cannot stop the run needs a thread to abandon, and a
+        # guest with side effects (network, shared cache) could not be restarted
+        # elsewhere if it overran: neither runs on the caller's thread.
+        self._inline_banned = (timeout is not None and not target.interruptible) or (
+            target.interruptible and not target.restartable
+        )
         self._inline_slots = [None] * pool_size  # at most pool_size inline runs at once
         self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
 
