@@ -39,7 +39,13 @@ class WasmInstance:
     """
 
     def __init__(
-        self, engine: Engine, pre: InstancePre, drivers: Drivers, host: HostCalls, limits: Limits, source: str
+        self,
+        engine: Engine,
+        pre: InstancePre,
+        drivers: Drivers | None,
+        host: HostCalls,
+        limits: Limits,
+        source: str,
     ) -> None:
         self._host = host
         self.broken = False  # set when a job trapped: the pool must close it
@@ -57,7 +63,7 @@ class WasmInstance:
             self.close()
             raise
 
-    def _start(self, pre: InstancePre, drivers: Drivers, source: str) -> None:
+    def _start(self, pre: InstancePre, drivers: Drivers | None, source: str) -> None:
         try:
             instance = pre.instantiate(self.store)
         except (WasmtimeError, Exception) as error:
@@ -86,6 +92,9 @@ class WasmInstance:
             except _raw.GuestTrap as trap:
                 if _EXIT_OK not in trap.message:
                     raise ModuleError(f"{source}: trap in {entry}: {_first_line(trap)}") from None
+        self._stage_capacity = STAGE_CAPACITY if drivers is not None else -1
+        if drivers is None:
+            return  # an instance for one job only: the driver would cost more than it saves
         if isinstance(deallocate, Func):
             imports: list[Func | Memory] = [memory, allocate, run_e, deallocate]
             driver = Instance(store, drivers.with_deallocate, imports)
@@ -122,7 +131,7 @@ class WasmInstance:
         current.job, current.memory = job, self.memory
         self._job = job
         try:
-            if len(data) <= STAGE_CAPACITY:
+            if len(data) <= self._stage_capacity:
                 return self._run_staged(job, data)
             return self._run_stepwise(job, data)
         finally:
