@@ -141,3 +141,22 @@ def test_a_key_goes_with_its_result_at_the_bound() -> None:
 def test_nonsense_bounds_are_refused(ttl: float, max_results: int) -> None:
     with pytest.raises(ValueError, match="ttl must be above 0"):
         MemoryResultStore(ttl=ttl, max_results=max_results)
+
+
+def test_discard_frees_the_stored_result_even_from_another_thread() -> None:
+    import threading
+
+    from reactr_wasm.scheduler.job import Job
+
+    store = MemoryResultStore(ttl=600, max_results=100)
+    results = [Result(Job("x", i)) for i in range(10)]
+    for result in results:
+        store.put(result)
+    assert len(store) == 10
+    threads = [threading.Thread(target=result.discard) for result in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store) == 0
+    assert store.get(results[0].id) is None

@@ -68,10 +68,11 @@ def test_python_runnables_and_their_errors(reactr: Reactr) -> None:
     assert failed.status is JobStatus.FAILED
 
 
-def test_pool_size_runs_jobs_at_the_same_time(reactr: Reactr) -> None:
-    reactr.register("loop", looping(reactr, 0.5), pool_size=2)  # type: ignore[arg-type]
+@pytest.mark.parametrize("pool_size", [2, 3])
+def test_pool_size_runs_jobs_at_the_same_time(reactr: Reactr, pool_size: int) -> None:
+    reactr.register("loop", looping(reactr, 0.5), pool_size=pool_size)  # type: ignore[arg-type]
     started = time.monotonic()
-    results = [reactr.do("loop", b"") for _ in range(2)]
+    results = [reactr.do("loop", b"") for _ in range(pool_size)]
     for result in results:
         with pytest.raises(JobTimeout):
             result.then(timeout=5)

@@ -327,3 +327,28 @@ async def test_an_idempotency_key_runs_the_job_once(reactr: Reactr, start: Start
 
     status, body, _ = await answer(client, "POST", "/do/count", headers={"Idempotency-Key": "k" * 256})
     assert (status, body["code"]) == (400, 400)
+
+
+async def test_a_chained_python_runnable_over_http(reactr: Reactr, start: Start) -> None:
+    """Reactr's FaaS test server registered a Go runnable; ours registers Python ones next to Wasm."""
+    wasm(reactr, "echo")
+    reactr.register("first", lambda job, ctx: ctx.do(Job("second", job.data + b" first")))
+    reactr.register("second", lambda job, ctx: ctx.do(Job("echo", job.data + b" second")))
+    client = await start()
+    status, body, _ = await answer(client, "POST", "/do/first?then=true", data=b"go")
+    assert (status, body) == (200, b"hello go first second")
+    status, body, _ = await answer(client, "POST", "/do/first", data=b"later")
+    assert status == 200
+    status, value, _ = await answer(client, "GET", f"/then/{body['resultId']}")
+    assert (status, value) == (200, b"hello later first second")
+
+
+async def test_create_app_works_with_default_config(reactr: Reactr) -> None:
+    wasm(reactr, "echo")
+    client = TestClient(TestServer(create_app(reactr), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        status, body, _ = await answer(client, "POST", "/do/echo?then=true", data=b"joe")
+        assert (status, body) == (200, b"hello joe")
+    finally:
+        await client.close()

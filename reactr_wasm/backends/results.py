@@ -22,6 +22,7 @@ object from ``_get``.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from ..scheduler.job import Result
@@ -48,8 +49,16 @@ class ResultStore:
         return finished is not None and now - finished >= self.ttl
 
     def put(self, result: Result, key: str | None = None) -> None:
-        """Keep ``result`` (dropping the oldest entry at the bound), bound to ``key`` if given."""
+        """Keep ``result`` (dropping the oldest entry at the bound), bound to ``key`` if given.
+
+        ``result.discard()`` later drops it from the store too.
+        """
         self._store(result, key)
+        result.on_discard(self._discarded)
+
+    def _discarded(self, result: Result) -> None:
+        """``result.discard()`` was called, perhaps on another thread."""
+        self.forget(result.id)
 
     def get(self, result_id: str) -> Result | None:
         """The result, or None when unknown, expired or forgotten."""
@@ -112,11 +121,23 @@ class MemoryResultStore(ResultStore):
         super().__init__(ttl=ttl, max_results=max_results, clock=clock)
         self._results: dict[str, tuple[Result, str | None]] = {}
         self._keys: dict[str, str] = {}  # idempotency key -> result id
+        # Results discarded from any thread; forgotten on the store's own thread
+        # at its next use (the dicts above are not shared across threads).
+        self._discards: deque[str] = deque()
+
+    def _discarded(self, result: Result) -> None:
+        self._discards.append(result.id)
+
+    def _forget_discarded(self) -> None:
+        while self._discards:
+            self._delete(self._discards.popleft())
 
     def __len__(self) -> int:
+        self._forget_discarded()
         return len(self._results)
 
     def sweep(self) -> int:
+        self._forget_discarded()
         now = self._clock()
         expired = [result_id for result_id, (result, _) in self._results.items() if self.expired(result, now)]
         for result_id in expired:
@@ -124,6 +145,7 @@ class MemoryResultStore(ResultStore):
         return len(expired)
 
     def _get(self, result_id: str) -> Result | None:
+        self._forget_discarded()
         entry = self._results.get(result_id)
         return entry[0] if entry is not None else None
 

@@ -392,12 +392,15 @@ class Server:
 SERVER = web.AppKey("reactr_server", Server)
 
 
-def create_app(reactr: Reactr, config: Config, *, store: ResultStore | None = None) -> web.Application:
+def create_app(
+    reactr: Reactr, config: Config | None = None, *, store: ResultStore | None = None
+) -> web.Application:
     """The aiohttp application serving ``reactr`` as design.md §2 says.
 
     ``store`` defaults to a memory store with ``server.result_ttl`` and
     ``server.max_results``. On shutdown the app drains (``Server.drain``).
     """
+    config = config if config is not None else Config()
     server = Server(reactr, config, store)
     app = web.Application(client_max_size=config.server.body_limit)
     app[SERVER] = server
@@ -459,7 +462,7 @@ ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-Id}o"'
 
 async def serve(
     reactr: Reactr,
-    config: Config,
+    config: Config | None = None,
     *,
     app: web.Application | None = None,
     shutdown_event: asyncio.Event | None = None,
@@ -470,6 +473,7 @@ async def serve(
     Draining stops accepting connections, waits up to ``server.drain_timeout``
     seconds for jobs and callbacks in flight, cancels what is left and closes.
     """
+    config = config if config is not None else Config()
     app = app if app is not None else create_app(reactr, config)
     stop = shutdown_event if shutdown_event is not None else asyncio.Event()
     runner = _Runner(
