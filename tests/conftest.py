@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
@@ -44,3 +45,29 @@ def module_dir(tmp_path: Path) -> Path:
         except Exception:
             continue
     return folder
+
+
+@pytest.fixture
+async def start(reactr: Reactr, server_config: Any) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``await start(config=None)``: the app over ``reactr`` on a loopback port, as a test client.
+
+    Test modules define the ``server_config`` fixture used when no config is
+    given. Clients are closed before the scheduler.
+    """
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from reactr_wasm.server.app import create_app
+
+    clients: list[TestClient[Any, Any]] = []
+
+    async def start_client(config: Any = None) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = TestClient(
+            TestServer(create_app(reactr, config or server_config), host="127.0.0.1")
+        )
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start_client
+    for client in reversed(clients):
+        await client.close()

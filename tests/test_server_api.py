@@ -30,19 +30,9 @@ def make_config(**server: Any) -> Config:
 
 
 @pytest.fixture
-async def start(reactr: Reactr) -> AsyncIterator[Start]:
-    """Start the app over ``reactr`` on a loopback port; closed before the scheduler."""
-    clients: list[Client] = []
-
-    async def start_client(config: Config | None = None) -> Client:
-        client = TestClient(TestServer(create_app(reactr, config or make_config()), host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start_client
-    for client in reversed(clients):
-        await client.close()
+def server_config() -> Config:
+    """The config ``start()`` uses when a test passes none."""
+    return make_config()
 
 
 def wasm(reactr: Reactr, name: str, module: str | None = None, *, timeout: float = 10.0, **options: Any) -> None:

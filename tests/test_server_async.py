@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from reactr_wasm import Config, Reactr
-from reactr_wasm.server.app import SERVER, create_app
+from reactr_wasm.server.app import SERVER
 
 from .test_server_api import Client, Start, answer, make_config, wasm
 
@@ -20,18 +18,8 @@ LONG = b"5000000000"  # slow.wat iterations: several seconds, always cancelled b
 
 
 @pytest.fixture
-async def start(reactr: Reactr) -> AsyncIterator[Start]:
-    clients: list[Client] = []
-
-    async def start_client(config: Config | None = None) -> Client:
-        client = TestClient(TestServer(create_app(reactr, config or make_config()), host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start_client
-    for client in reversed(clients):
-        await client.close()
+def server_config() -> Config:
+    return make_config()
 
 
 async def post(client: Client, name: str, data: bytes = b"") -> str:

@@ -10,15 +10,14 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from reactr_wasm import Config, Job, Reactr
 from reactr_wasm.config import CallbackConfig, ServerConfig
-from reactr_wasm.server.app import create_app
 from reactr_wasm.server.callbacks import verify_signature
 
 from .conftest import RUNNABLES
-from .test_server_api import Client, Start, answer, wasm
+from .test_server_api import Start, answer, wasm
 
 
 def callback_config(**callbacks: Any) -> Config:
@@ -28,18 +27,8 @@ def callback_config(**callbacks: Any) -> Config:
 
 
 @pytest.fixture
-async def start(reactr: Reactr) -> AsyncIterator[Start]:
-    clients: list[Client] = []
-
-    async def start_client(config: Config | None = None) -> Client:
-        client = TestClient(TestServer(create_app(reactr, config or callback_config()), host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start_client
-    for client in reversed(clients):
-        await client.close()
+def server_config() -> Config:
+    return callback_config()
 
 
 class Receiver:
