@@ -182,7 +182,7 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.app import serve  # aiohttp loads only for the server
+    from .server.run import serve  # aiohttp loads only for the server
 
     config = serve_config(args)
     if args.print_config:

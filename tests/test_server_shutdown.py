@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestServer
 
 from reactr_wasm import Config, Reactr
 from reactr_wasm.config import CallbackConfig, ServerConfig
-from reactr_wasm.server.app import SERVER, create_app, serve
+from reactr_wasm.server.app import SERVER, create_app
+from reactr_wasm.server.run import serve
 
 from .conftest import ROOT
 from .test_server_api import wasm
