@@ -58,13 +58,13 @@ class WasmTarget:
         self.restartable = runnable.info.restartable
 
     def execute(self, job: Job, result: Result) -> Any:
-        return self.call(job, result.control)
-
-    def call(self, job: Job, control: RunControl) -> Any:
         data = job.data
-        # job._id: an id nobody asked for yet is not worth making just for log lines
         payload = data if type(data) is bytes else job.payload()
-        return self.runnable.run(payload, result_id=job._id or "", control=control)
+        # job._id: an id nobody asked for yet is not worth making just for log lines
+        return self.runnable.run(payload, job._id or "", result.control)
+
+    def call(self, payload: bytes, control: RunControl) -> Any:
+        return self.runnable.run(payload, "", control)
 
     def on_change(self, event: str) -> None:
         pass
@@ -86,7 +86,7 @@ class PythonTarget:
     def execute(self, job: Job, result: Result) -> Any:
         return self._run(job, Ctx(self.reactr, result))
 
-    def call(self, job: Job, control: RunControl) -> Any:
+    def call(self, payload: bytes, control: RunControl) -> Any:
         raise NotImplementedError("Python runnables always run with a Result")
 
     def on_change(self, event: str) -> None:
@@ -237,7 +237,8 @@ class Reactr:
         worker = self._workers.get(name)
         if worker is None:
             raise RunnableNotFound(name)
-        return worker.run_now(Job(name, data))
+        payload = data if type(data) is bytes else Job(name, data).payload()
+        return worker.run_now(payload)
 
     def schedule(self, schedule: Schedule) -> None:
         """Poll ``schedule`` (e.g. ``every(5, make_job)``) and run the jobs it produces."""

@@ -43,8 +43,8 @@ class Target(Protocol):
 
     def execute(self, job: Job, result: Result) -> Any: ...
 
-    def call(self, job: Job, control: RunControl) -> Any:
-        """Run ``job`` without a Result (interruptible targets only)."""
+    def call(self, payload: bytes, control: RunControl) -> Any:
+        """Run a job's payload without a Job or Result (interruptible targets only)."""
 
     def on_change(self, event: str) -> None: ...
 
@@ -200,8 +200,8 @@ class Worker:
                 self._start_locked()
             self._queue.put(result)
 
-    def run_now(self, job: Job) -> tuple[bool, Any]:
-        """Run ``job`` here and now if this runnable runs inline and a slot is free.
+    def run_now(self, payload: bytes) -> tuple[bool, Any]:
+        """Run a job here and now if this runnable runs inline and a slot is free.
 
         Returns ``(True, value)``, raises the job's error, or returns ``(False,
         None)`` when the job must go through ``submit`` instead. No Result is
@@ -219,7 +219,7 @@ class Worker:
             control.budget = now + INLINE_BUDGET_SECONDS
             started = perf_counter()
             try:
-                value = self.target.call(job, control)
+                value = self.target.call(payload, control)
             except InlineBudgetExceeded:
                 self._over_budget()
                 return False, None

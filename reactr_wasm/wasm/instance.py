@@ -131,27 +131,29 @@ class WasmInstance:
         current.job, current.memory = job, self.memory
         self._job = job
         try:
-            if len(data) <= self._stage_capacity:
-                return self._run_staged(job, data)
-            return self._run_stepwise(job, data)
+            if len(data) > self._stage_capacity:
+                return self._run_stepwise(job, data)
+            # The common case, written out here rather than in a method of its own:
+            # the whole sequence in one call through the driver (see driver.py).
+            self._stage.write(INPUT_OFFSET, data)
+            try:
+                self._drive(len(data), job.ident)
+                return None
+            except _raw.GuestTrap as trap:
+                return self._staged_trap(trap)
         finally:
             current.job, current.memory = outer_job, outer_memory
             self._job = None
 
-    def _run_staged(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
-        """The whole sequence in one call through the driver (see driver.py)."""
-        self._stage.write(INPUT_OFFSET, data)
-        try:
-            self._drive(len(data), job.ident)
-            return None
-        except _raw.GuestTrap as trap:
-            self.broken = True
-            step = int.from_bytes(self._stage.read(0, 4), "little")
-            if step == ALLOCATING and not trap.interrupted:
-                raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {trap}") from None
-            if step == DEALLOCATING and not trap.interrupted:
-                return None  # like Reactr, a failing deallocate does not fail the job
-            return trap
+    def _staged_trap(self, trap: _raw.GuestTrap) -> _raw.GuestTrap | None:
+        """What a trap during the driver's call means, by the step it reached."""
+        self.broken = True
+        step = int.from_bytes(self._stage.read(0, 4), "little")
+        if step == ALLOCATING and not trap.interrupted:
+            raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {trap}") from None
+        if step == DEALLOCATING and not trap.interrupted:
+            return None  # like Reactr, a failing deallocate does not fail the job
+        return trap
 
     def _run_stepwise(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
         """The sequence as separate calls, for inputs larger than the driver's stage."""

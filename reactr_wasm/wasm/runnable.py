@@ -50,7 +50,7 @@ class WasmRunnable:
         self.pool = InstancePool(engine, pre, drivers, host, limits, isolation, source)
 
     def run(
-        self, payload: bytes, *, result_id: str = "", control: RunControl | None = None
+        self, payload: bytes, result_id: str = "", control: RunControl | None = None
     ) -> bytes | CoordinatedResponse:
         """Run one job. Raises RunErr, ExecutionError, JobTimeout, JobCancelled, ModuleError."""
         if control is None:
