@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reactr_wasm.capabilities.http import CapabilityError, HttpClient
+from reactr_wasm.capabilities.errors import CapabilityError
+from reactr_wasm.capabilities.http import HttpClient
 
 # Go's encoding/json escapes these even inside strings; guests compare bytes.
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}

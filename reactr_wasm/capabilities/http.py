@@ -42,7 +42,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urljoin, urlsplit
 
-from reactr_wasm.errors import HostCallError, ReactrError
+from reactr_wasm.capabilities.errors import CapabilityError
+from reactr_wasm.errors import HostCallError
 from reactr_wasm.server.netrules import DestinationRefused, check_address
 
 # fetch_url's method argument (HEAD numbering, §2.4).
@@ -63,8 +64,6 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CHUNK = 64 * 1024
 
 
-class CapabilityError(ReactrError):
-    """A capability call failed; ``str()`` is the exact text the guest receives."""
 
 
 @dataclass(frozen=True)

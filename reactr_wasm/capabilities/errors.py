@@ -1,0 +1,9 @@
+"""Errors a capability reports to the guest."""
+
+from __future__ import annotations
+
+from ..errors import ReactrError
+
+
+class CapabilityError(ReactrError):
+    """A capability call failed; ``str()`` is the exact text the guest receives."""

@@ -1,0 +1,211 @@
+"""Throwaway redis-server and PostgreSQL processes for the capability tests.
+
+Each service runs from the Debian binaries in its own temporary directory, on
+a free loopback port, and is stopped (then its directory removed) when the
+context manager exits - tests leave nothing running. Start-up waits are
+bounded; a service that dies or does not answer in time raises with its log.
+``pytest.skip`` happens only when the binaries are not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running service: where to reach it."""
+
+    url: str
+    port: int
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} during start-up:\n{_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready within {START_TIMEOUT:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-4000:]
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+
+def _can_connect(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- redis
+
+
+@contextlib.contextmanager
+def redis_server(password: str | None = None) -> Iterator[Service]:
+    """A redis-server without persistence on a free loopback port (``requirepass password`` if given)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    workdir = Path(tempfile.mkdtemp(prefix="reactr-redis-"))
+    port = free_port()
+    log = workdir / "redis.log"
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(workdir), "--logfile", str(log), "--daemonize", "no"]
+    if password is not None:
+        args += ["--requirepass", password]
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_until(lambda: _redis_pings(port, password), process, log, "redis-server")
+        yield Service(url=f"redis://127.0.0.1:{port}/0", port=port)
+    finally:
+        _stop(process, signal.SIGTERM)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _redis_pings(port: int, password: str | None) -> bool:
+    auth = f"AUTH {password}\r\n".encode() if password is not None else b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(auth + b"PING\r\n")
+            return sock.recv(64).endswith(b"+PONG\r\n")
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- postgres
+
+
+def postgres_bindir() -> Path | None:
+    """The newest Debian PostgreSQL bin directory, ``$PG_BINDIR``, or the one on ``PATH``."""
+    if env := os.environ.get("PG_BINDIR"):
+        return Path(env)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    if candidates:
+        return Path(candidates[-1])
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _cluster_owner() -> pwd.struct_passwd | None:
+    """initdb and postgres refuse to run as root: as root, run them as the ``postgres`` user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("running as root without a 'postgres' user to own the test cluster")
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Service]:
+    """A throwaway PostgreSQL cluster (trust auth, no fsync) on a free loopback port.
+
+    The URL names database ``postgres`` and superuser ``reactr``.
+    """
+    bindir = postgres_bindir()
+    if bindir is None or not (bindir / "initdb").exists() or not (bindir / "postgres").exists():
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    owner = _cluster_owner()
+    workdir = Path(tempfile.mkdtemp(prefix="reactr-pg-"))
+    uid = gid = None
+    if owner is not None:
+        os.chown(workdir, owner.pw_uid, owner.pw_gid)
+        uid, gid = owner.pw_uid, owner.pw_gid
+    groups: list[int] | None = None if owner is None else []
+    data, log, port = workdir / "data", workdir / "postgres.log", free_port()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        initdb = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "reactr", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+            cwd=workdir,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stderr.decode(errors='replace')}")
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(port),
+            "unix_socket_directories": str(workdir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
+        args = [str(bindir / "postgres"), "-D", str(data)]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                user=uid,
+                group=gid,
+                extra_groups=groups,
+            )
+        _wait_until(lambda: _postgres_ready(bindir, port), process, log, "postgres")
+        yield Service(url=f"postgresql://reactr@127.0.0.1:{port}/postgres", port=port)
+    finally:
+        if process is not None:
+            _stop(process, signal.SIGINT)  # "fast" shutdown: roll back clients, stop at once
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _postgres_ready(bindir: Path, port: int) -> bool:
+    if not _can_connect(port):
+        return False
+    isready = bindir / "pg_isready"
+    if not isready.exists():
+        return True
+    check = [str(isready), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "reactr", "-d", "postgres", "-t", "1"]
+    return subprocess.run(check, capture_output=True, timeout=5).returncode == 0
