@@ -162,3 +162,12 @@ def test_runnables_with_side_effects_are_never_restarted(engine: object) -> None
     assert isinstance(engine, WasmEngine)
     assert engine.load("slow", wat_module("slow")).info.restartable
     assert not engine.load("ffi", wat_module("ffi-roundtrip")).info.restartable  # calls cache_set
+
+
+def test_prewarm_starts_threads_and_instances_at_registration(reactr: Reactr) -> None:
+    echo = reactr.engine.load("echo", wat_module("echo"))
+    reactr.register("echo", echo, pool_size=3, prewarm=True)
+    assert reactr.worker("echo").threads == 3  # before any job
+    assert echo.pool.idle == 3
+    reactr.register("lazy", lambda job, ctx: None, pool_size=3)
+    assert reactr.worker("lazy").threads == 0
