@@ -342,3 +342,28 @@ async def test_create_app_works_with_default_config(reactr: Reactr) -> None:
         assert (status, body) == (200, b"hello joe")
     finally:
         await client.close()
+
+
+async def test_jobs_batched_in_one_loop_turn_each_get_their_own_answer(reactr: Reactr, start: Start) -> None:
+    """then=true jobs of proven-fast runnables run back to back after the loop turn (Server._run_soon)."""
+    from reactr_wasm.scheduler.worker import FAST_STREAK
+
+    wasm(reactr, "echo")
+    reactr.register("return-err", str(RUNNABLES / "return-err.wasm"))
+    for _ in range(FAST_STREAK + 1):  # earn the inline fast path
+        reactr.do("echo", b"warm").then(timeout=5)
+        with pytest.raises(RunErr):
+            reactr.do("return-err", b"").then(timeout=5)
+    client = await start()
+
+    async def one(i: int) -> tuple[int, Any]:
+        name = "return-err" if i % 5 == 0 else "echo"
+        status, body, _ = await answer(client, "POST", f"/do/{name}?then=true", data=str(i).encode())
+        return status, body
+
+    answers = await asyncio.gather(*(one(i) for i in range(100)))
+    for i, (status, body) in enumerate(answers):
+        if i % 5 == 0:
+            assert (status, body) == (400, {"code": 400, "message": "job failed"})
+        else:
+            assert (status, body) == (200, b"hello " + str(i).encode())
