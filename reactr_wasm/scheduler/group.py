@@ -13,8 +13,8 @@ from .job import Result
 class Group:
     """Collects results; ``wait()`` returns the first error to arrive, or None.
 
-    Add every result first, then wait: ``group.wait()`` blocks, ``await group``
-    (or ``await group.wait_async()``) does not. A runnable may return a Group:
+    Add every result first, then wait: ``group.wait()`` blocks, ``await
+    group.wait()`` (or ``await group``) does not. A runnable may return a Group:
     its own result then resolves to None or that first error.
     """
 
@@ -54,7 +54,20 @@ class Group:
                 return
         listener(self._first_error)
 
-    def wait(self, timeout: float | None = None) -> BaseException | None:
+    def wait(self, timeout: float | None = None) -> Any:
+        """The first error to arrive once every result is done, or None.
+
+        Outside an event loop it blocks (``group.wait()``). Inside one, blocking
+        would stall the loop, so it returns an awaitable instead:
+        ``await group.wait()``. Raises TimeoutError after ``timeout`` seconds.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self.wait_blocking(timeout)
+        return asyncio.wait_for(self.wait_async(), timeout)
+
+    def wait_blocking(self, timeout: float | None = None) -> BaseException | None:
         """Block until every result is done; the first error to arrive, or None."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"group still has {self._pending} results after {timeout}s")
