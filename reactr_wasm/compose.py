@@ -107,8 +107,8 @@ class Service:
     folder: RunnableFolder | None = field(default=None)
 
     def close(self) -> None:
-        """Finish queued jobs and stop the scheduler and its engine."""
-        self.reactr.close()
+        """Finish queued jobs and stop the scheduler and its engine (bounded by the drain timeout)."""
+        self.reactr.close(timeout=self.config.server.drain_timeout)
 
 
 def build_service(config: Config, *, watch: bool = True) -> Service:

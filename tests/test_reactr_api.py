@@ -210,3 +210,15 @@ def test_wasm_guest_chains_a_job_through_run_job(reactr: Reactr) -> None:
     # chain -> chain -> ... runs into the depth limit instead of recursing forever
     nested = reactr.do("chain", b"chain:" * 20 + b"upper:deep").then(timeout=5)
     assert nested.endswith(b"job chain depth limit (8) reached")
+
+
+def test_close_gives_up_on_a_python_runnable_that_never_returns() -> None:
+    release = threading.Event()
+    reactr = Reactr()
+    reactr.register("stuck", lambda job, ctx: release.wait(30))
+    reactr.do("stuck")
+    time.sleep(0.1)
+    started = time.monotonic()
+    reactr.close(timeout=0.3)
+    assert time.monotonic() - started < 2
+    release.set()  # let the abandoned thread end

@@ -279,18 +279,26 @@ class Reactr:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Finish queued jobs, stop every worker, close the engine if owned."""
+    def close(self, timeout: float | None = None) -> None:
+        """Finish queued jobs, stop every worker, close the engine if owned.
+
+        ``timeout`` bounds the wait for busy threads (a Python runnable cannot
+        be interrupted); what is still running then is left to finish alone,
+        and the engine stays open under it.
+        """
         self._stop.set()
         self._schedules.close()
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        stopped = True
         for worker in workers:
-            worker.stop(wait=True)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            stopped = worker.stop(wait=True, timeout=left) and stopped
         self._deadlines.close()
         if self._scaler is not None:
             self._scaler.join()
-        if self._own_engine:
+        if self._own_engine and stopped:
             self.engine.close()
 
     def __enter__(self) -> Reactr:

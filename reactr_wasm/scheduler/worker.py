@@ -291,22 +291,33 @@ class Worker:
 
     # --- shutdown ----------------------------------------------------------------------
 
-    def stop(self, wait: bool = True) -> None:
-        """Finish what is queued, then stop the threads and close the target."""
+    def stop(self, wait: bool = True, timeout: float | None = None) -> bool:
+        """Finish what is queued, then stop the threads and close the target.
+
+        With ``wait``, returns whether every thread stopped within ``timeout``
+        seconds. Threads still busy then (a Python runnable that never returns)
+        are left to run, and the target stays open under them.
+        """
         with self._lock:
             self._stopping = True
             threads = list(self._threads)
         for _ in threads:
             self._queue.put(None)
         if wait:
-            self._close_after(threads)
-        else:
-            threading.Thread(target=self._close_after, args=(threads,), daemon=True).start()
+            return self._close_after(threads, timeout)
+        threading.Thread(target=self._close_after, args=(threads, None), daemon=True).start()
+        return True
 
-    def _close_after(self, threads: list[threading.Thread]) -> None:
+    def _close_after(self, threads: list[threading.Thread], timeout: float | None) -> bool:
+        deadline = time.monotonic() + timeout if timeout is not None else None
         for thread in threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        busy = sum(thread.is_alive() for thread in threads)
+        if busy:
+            log.warning("runnable '%s': %d thread(s) still busy after %ss, left running", self.name, busy, timeout)
+            return False
         self.target.close()
+        return True
 
 
 def settle(result: Result, value: Any) -> None:
