@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
-import re
 import socket
 import ssl
 import threading
@@ -43,47 +41,32 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from reactr_wasm.capabilities.errors import CapabilityError
+from reactr_wasm.capabilities.http_rules import (
+    DENIED,
+    DOMAIN,
+    HEADER_NAME,
+    INSECURE_HTTP,
+    IP_ADDRESSES,
+    METHODS,
+    PORT,
+    PRIVATE_RANGES,
+    HttpRules,
+    canonical_header,
+    literal_address,
+    match_domain,
+    normal_host,
+    parse_fetch_url,
+)
 from reactr_wasm.errors import HostCallError
 from reactr_wasm.server.netrules import DestinationRefused, check_address
-
-# fetch_url's method argument (HEAD numbering, §2.4).
-METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
-
-DENIED = "failed to requestIsAllowed: "
-INSECURE_HTTP = "requests to insecure HTTP endpoints is disallowed"
-IP_ADDRESSES = "requests to IP addresses are disallowed"
-PRIVATE_RANGES = "requests to private IP address ranges are disallowed"
-DOMAIN = "requests to this domain are disallowed"
-PORT = "requests to this port are disallowed"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 # Headers the transport owns (Go's reqWriteExcludeHeader): a guest's copy is dropped, never sent twice.
 _FRAMING = frozenset({"Host", "Content-Length", "Transfer-Encoding", "Trailer"})
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CHUNK = 64 * 1024
 
 
-
-
-@dataclass(frozen=True)
-class HttpRules:
-    """Where guest HTTP requests may go and how much they may cost.
-
-    Domain patterns follow Reactr's matcher (``*`` is one label; the
-    pattern's leftmost label repeats for extra labels of the domain).
-    """
-
-    allowed_domains: tuple[str, ...] = ()
-    blocked_domains: tuple[str, ...] = ()
-    allow_ips: bool = True
-    allow_private: bool = False
-    allow_http: bool = True
-    allowed_ports: tuple[int, ...] = ()
-    blocked_ports: tuple[int, ...] = ()
-    timeout_seconds: float = 10.0
-    max_response_bytes: int = 10 * 1024 * 1024
-    max_redirects: int = 5
 
 
 @dataclass(frozen=True)
@@ -108,66 +91,6 @@ def system_resolver(host: str, port: int) -> Resolved:
 class HttpResponse:
     status: int
     body: bytes
-
-
-def match_domain(pattern: str, domain: str) -> bool:
-    """Reactr's domain pattern match (§4.2); never raises, whatever the labels."""
-    if pattern == domain:
-        return True
-    pattern_labels = pattern.split(".")
-    domain_labels = domain.split(".")
-    if len(pattern_labels) > len(domain_labels):
-        return False
-    for offset, label in enumerate(reversed(domain_labels)):
-        wanted = pattern_labels[max(len(pattern_labels) - 1 - offset, 0)]
-        if wanted != "*" and wanted != label:
-            return False
-    return True
-
-
-def canonical_header(name: str) -> str:
-    """Go's ``CanonicalMIMEHeaderKey``: ``content-type`` -> ``Content-Type``; invalid names unchanged."""
-    if not _TOKEN.fullmatch(name):
-        return name
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
-
-
-def parse_fetch_url(url_with_headers: str) -> tuple[str, list[tuple[str, str]]]:
-    """Split ``url::Name:Value::...`` (§2.5) into the URL and canonical headers.
-
-    Raises HostCallError when a header part does not split into exactly two
-    pieces on ``:`` (``fetch_url`` then returns ``-2``).
-    """
-    url, *parts = url_with_headers.split("::")
-    headers: list[tuple[str, str]] = []
-    for part in parts:
-        pieces = part.split(":")
-        if len(pieces) != 2:
-            raise HostCallError(f"fetch_url: malformed header {part!r} (want Name:Value)")
-        headers.append((canonical_header(pieces[0]), pieces[1]))
-    return url, headers
-
-
-def _normal_host(host: str) -> str:
-    host = host.lower().removesuffix(".")
-    if host.isascii():
-        return host
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
-
-
-def _literal_address(host: str) -> str | None:
-    """The address a literal IP host names, including the forms inet_aton accepts (``2130706433``, ``127.1``)."""
-    try:
-        return str(ipaddress.ip_address(host.split("%", 1)[0]))
-    except ValueError:
-        pass
-    try:
-        return str(ipaddress.IPv4Address(socket.inet_aton(host)))
-    except OSError:
-        return None
 
 
 def _operation(method: str, url: str) -> str:
@@ -288,7 +211,7 @@ class HttpClient:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.rules = rules
-        self._auth = {_normal_host(urlsplit(f"//{key}").hostname or key): value for key, value in (auth or {}).items()}
+        self._auth = {normal_host(urlsplit(f"//{key}").hostname or key): value for key, value in (auth or {}).items()}
         self._resolver = resolver
         self._tls = tls if tls is not None else ssl.create_default_context()
 
@@ -362,19 +285,19 @@ class HttpClient:
             raise CapabilityError(f"{_operation(method, url)}: {error}") from None
         if parts.scheme not in ("http", "https"):
             raise CapabilityError(f'{_operation(method, url)}: unsupported protocol scheme "{parts.scheme}"')
-        host = _normal_host(parts.hostname or "")
+        host = normal_host(parts.hostname or "")
         if not host:
             raise CapabilityError(f"{_operation(method, url)}: http: no Host in request URL")
         if parts.scheme == "http" and not rules.allow_http:
             raise CapabilityError(DENIED + INSECURE_HTTP)
         port = _port(parts, rules, method, url)
-        literal = _literal_address(host)
+        literal = literal_address(host)
         if literal is not None and not rules.allow_ips:
             raise CapabilityError(DENIED + IP_ADDRESSES)
         if not rules.allow_private and "localhost" in host:
             raise CapabilityError(DENIED + PRIVATE_RANGES)
         resolved, failure = self._resolve(host, port, literal)
-        self._check_domain(host, _normal_host(resolved.canonical_name))
+        self._check_domain(host, normal_host(resolved.canonical_name))
         if not resolved.addresses:
             reason = failure or "no such host"
             raise CapabilityError(f"{_operation(method, url)}: dial tcp: lookup {host}: {reason}")
@@ -402,10 +325,10 @@ class HttpClient:
     def _check_domain(self, host: str, canonical: str) -> None:
         rules = self.rules
         names = [host] if canonical in ("", host) else [host, canonical]
-        if rules.allowed_domains and not any(match_domain(_normal_host(p), host) for p in rules.allowed_domains):
+        if rules.allowed_domains and not any(match_domain(normal_host(p), host) for p in rules.allowed_domains):
             raise CapabilityError(DENIED + DOMAIN)
         for name in names:
-            if any(match_domain(_normal_host(p), name) for p in rules.blocked_domains):
+            if any(match_domain(normal_host(p), name) for p in rules.blocked_domains):
                 raise CapabilityError(DENIED + DOMAIN)
 
     def _exchange(
@@ -500,7 +423,7 @@ def _port(parts: SplitResult, rules: HttpRules, method: str, url: str) -> int:
 
 def _validate_headers(headers: Sequence[tuple[str, str]]) -> None:
     for name, value in headers:
-        if not _TOKEN.fullmatch(name):
+        if not HEADER_NAME.fullmatch(name):
             raise CapabilityError(f'net/http: invalid header field name "{name}"')
         if any(char in value for char in "\r\n\0"):
             raise CapabilityError(f'net/http: invalid header field value for "{name}"')
