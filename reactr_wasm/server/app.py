@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import hmac
 import itertools
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,86 +35,24 @@ from aiohttp import web
 
 from ..backends.results import MemoryResultStore, ResultStore
 from ..config import Config
-from ..errors import ExecutionError, JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
+from ..errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
 from ..scheduler.job import Job, Result, is_result_id
 from ..scheduler.reactr import Reactr
-from .callbacks import JSON, CallbackRefused, Callbacks, encode_value
+from .callbacks import Callbacks
+from .responses import RETRY_AFTER, HTTPError, error_response, json_response, value_response
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_KEY_LENGTH = 255  # Idempotency-Key
-RETRY_AFTER = "1"  # seconds, on 503
 SWEEP_SECONDS = 5.0  # longest pause between two sweeps of expired results
 CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
 
-_COMPACT = (",", ":")
 REQUEST_ID = web.RequestKey("reactr_request_id", str)
 _REQUEST_IDS = itertools.count(1)
 _REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
-
-
-class HTTPError(Exception):
-    """An error answer the routes decide themselves (bad id, unknown id, draining, ...)."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
-
-
-def _status_of(error: BaseException) -> tuple[int, int, str, dict[str, str] | None]:
-    """``(HTTP status, body code, message, headers)`` for any error a request can end with."""
-    if isinstance(error, HTTPError):
-        return error.status, error.status, error.message, error.headers
-    if isinstance(error, web.HTTPException):
-        allow = error.headers.get("Allow")
-        text = error.text or ""
-        message = error.reason if not text or text == f"{error.status}: {error.reason}" else text
-        return error.status, error.status, message, {"Allow": allow} if allow else None
-    if isinstance(error, RunErr):
-        status = error.code if 400 <= error.code <= 599 else 500
-        return status, error.code, error.message, None
-    if isinstance(error, RunnableNotFound):
-        return 404, 404, f"runnable '{error.name}' not found", None
-    if isinstance(error, JobTimeout):
-        return 504, 504, str(error), None
-    if isinstance(error, JobCancelled):
-        return 409, 409, str(error), None
-    if isinstance(error, QueueFull):
-        return 503, 503, str(error), {"Retry-After": RETRY_AFTER}
-    if isinstance(error, CallbackRefused):
-        return 400, 400, str(error), None
-    if isinstance(error, (ExecutionError, ReactrError)):
-        return 500, 500, str(error), None
-    return 500, 500, f"{type(error).__name__}: {error}", None  # a Python runnable's own exception
-
-
-def error_response(error: BaseException) -> web.Response:
-    """The JSON error answer for ``error``: ``{"code": int, "message": str}``."""
-    status, code, message, headers = _status_of(error)
-    body = json.dumps({"code": code, "message": message}, separators=_COMPACT, ensure_ascii=False).encode()
-    response = web.Response(status=status, body=body, headers=headers)
-    response.content_type = JSON
-    return response
-
-
-def value_response(value: Any) -> web.Response:
-    """A job's value as an HTTP answer (rules in ``callbacks.encode_value``)."""
-    if type(value) is bytes and value:
-        return web.Response(body=value)  # aiohttp's default type is application/octet-stream
-    body, content_type, headers = encode_value(value)
-    response = web.Response(body=body, headers=headers)
-    if content_type is not None:
-        response.headers["Content-Type"] = content_type
-    return response
-
-
-def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    response = web.Response(status=status, body=json.dumps(data, separators=_COMPACT).encode(), headers=headers)
-    response.content_type = JSON
-    return response
 
 
 def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
@@ -288,7 +225,7 @@ class Server:
         elif params.get("then") in ("true", "1"):
             response = await self._then(request, result, stored=True)
         else:
-            response = _json({"resultId": result.id}, headers={"Location": f"/then/{result.id}"})
+            response = json_response({"resultId": result.id}, headers={"Location": f"/then/{result.id}"})
         if not new:
             response.headers["Idempotent-Replayed"] = "true"
         return response
@@ -325,18 +262,18 @@ class Server:
         if not stored:
             self.store.put(result)
         location = {"Location": f"/then/{result.id}"}
-        return _json({"resultId": result.id, "status": result.status.value}, 202, location)
+        return json_response({"resultId": result.id, "status": result.status.value}, 202, location)
 
     async def then(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
         wait = _seconds(request, "wait", self.max_wait)
         result = self._find(result_id)
         if not await wait_done(result, wait):
-            return _json({"resultId": result_id, "status": result.status.value}, 202)
+            return json_response({"resultId": result_id, "status": result.status.value}, 202)
         return value_response(self._outcome(result, request))
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        return _json(self._find(_result_id(request)).status_dict())
+        return json_response(self._find(_result_id(request)).status_dict())
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
@@ -350,8 +287,9 @@ class Server:
     async def health(self, request: web.Request) -> web.StreamResponse:
         runnables = self.reactr.names()
         if self.draining:
-            return _json({"code": 503, "message": "draining", "status": "draining", "runnables": runnables}, 503)
-        return _json({"status": "ok", "runnables": runnables})
+            draining = {"code": 503, "message": "draining", "status": "draining", "runnables": runnables}
+            return json_response(draining, 503)
+        return json_response({"status": "ok", "runnables": runnables})
 
     # --- helpers --------------------------------------------------------------------------
 
