@@ -96,7 +96,6 @@ class Result:
         "_discarded",
         "_error",
         "_event",
-        "_on_cancel",
         "_on_discard",
         "_value",
         "control",
@@ -118,7 +117,6 @@ class Result:
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[Result], None]] | None = None
         self._event: threading.Event | None = None
-        self._on_cancel: Callable[[], None] | None = None
         self._discarded = False
         self._on_discard: list[Callable[[Result], None]] = _NO_HOOKS
 
@@ -266,11 +264,10 @@ class Result:
             if self.status in FINISHED:
                 return False
             running = self.status is JobStatus.RUNNING
-            on_cancel = self._on_cancel
+        # A running Wasm guest sees control.cancelled on its next epoch tick and
+        # ends as JobCancelled; a queued job is finished here and never starts.
         if not running:
             self._finish(JobStatus.CANCELLED, error=JobCancelled())
-        elif on_cancel is not None:
-            on_cancel()  # e.g. abandon a Python runnable that cannot be interrupted
         return True
 
     def status_dict(self) -> dict[str, Any]:

@@ -210,9 +210,7 @@ class Reactr:
         """
         if isinstance(job, str):
             job = Job(job, data)
-        worker = self._workers.get(job.name)
-        if worker is None:
-            raise RunnableNotFound(job.name)
+        worker = self.worker(job.name)
         result = Result(job)
         try:
             worker.submit(result)
@@ -234,9 +232,7 @@ class Reactr:
         means it could not run here: use ``do()``. For callers that would only
         wait for the value (the server's ``?then=true``).
         """
-        worker = self._workers.get(name)
-        if worker is None:
-            raise RunnableNotFound(name)
+        worker = self.worker(name)
         payload = data if type(data) is bytes else Job(name, data).payload()
         return worker.run_now(payload)
 

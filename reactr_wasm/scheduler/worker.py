@@ -185,8 +185,10 @@ class Worker:
             except IndexError:
                 pass  # every slot is busy on other threads: queue it
             else:
-                self._run_inline(result)
-                self._inline_slots.append(slot)
+                try:
+                    self._run_inline(result)
+                finally:
+                    self._inline_slots.append(slot)  # also when the run raised: never lose a slot
                 return
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")

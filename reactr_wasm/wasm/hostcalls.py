@@ -39,7 +39,6 @@ class JobContext:
         "bad_idents",
         "control",
         "error",
-        "extra_calls",
         "ffi_vars",
         "ident",
         "max_output",
@@ -65,7 +64,6 @@ class JobContext:
         self.error: RunErr | None = None
         self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
         self.ffi_vars: list[str] = []
-        self.extra_calls = 0  # result/error calls after the first, ignored
         self.bad_idents = 0  # host calls made with another job's ident, refused
 
 
@@ -180,20 +178,16 @@ class HostCalls:
         if length & _raw.I32_MASK > job.max_output:
             raise _raw.GuestFault(f"result of {length & _raw.I32_MASK} bytes exceeds the limit of {job.max_output}")
         data = current.memory.read(ptr, length)  # type: ignore[union-attr]
-        if job.output is not None or job.error is not None:
-            job.extra_calls += 1  # first record wins
-            return
-        job.output = data
+        if job.output is None and job.error is None:  # first record wins; later ones are ignored
+            job.output = data
 
     def return_error(self, code: int, ptr: int, length: int, ident: int) -> None:
         job = self._job(ident, "return_error")
         if job is None:
             return
         message = self._text(ptr, length)
-        if job.error is not None:
-            job.extra_calls += 1
-            return
-        job.error = RunErr(code, message)  # an error beats an earlier result
+        if job.error is None:  # an error beats an earlier result; a second error is ignored
+            job.error = RunErr(code, message)
 
     def return_abort(
         self, msg_ptr: int, msg_len: int, file_ptr: int, file_len: int, line: int, col: int, ident: int
