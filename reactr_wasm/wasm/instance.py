@@ -6,7 +6,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from wasmtime import Engine, Func, Instance, InstancePre, Memory, Store, WasiConfig, WasmtimeError
+from wasmtime import Engine, Func, Instance, InstancePre, Memory, Store, WasiConfig
 
 from ..errors import ModuleError
 from . import _raw
@@ -16,6 +16,7 @@ from .hostcalls import HostCalls, JobContext
 _keys = itertools.count(1)
 _EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end
 OVER_BUDGET = "inline budget exceeded"
+_ALLOCATE_FAILED = "failed to instance.writeMemory: failed to Call allocate: "  # Reactr's text
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class WasmInstance:
     def _start(self, pre: InstancePre, drivers: Drivers | None, source: str) -> None:
         try:
             instance = pre.instantiate(self.store)
-        except (WasmtimeError, Exception) as error:
+        except Exception as error:  # WasmtimeError, Trap, or a link error
             raise ModuleError(f"{source}: cannot instantiate: {_first_line(error)}") from None
         store = self.store
 
@@ -150,7 +151,7 @@ class WasmInstance:
         self.broken = True
         step = int.from_bytes(self._stage.read(0, 4), "little")
         if step == ALLOCATING and not trap.interrupted:
-            raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {trap}") from None
+            raise SetupError(_ALLOCATE_FAILED + str(trap)) from None
         if step == DEALLOCATING and not trap.interrupted:
             return None  # like Reactr, a failing deallocate does not fail the job
         return trap
@@ -163,7 +164,7 @@ class WasmInstance:
             self.memory.write(ptr, data)
         except (_raw.GuestTrap, _raw.GuestFault) as error:
             self.broken = True
-            raise SetupError(f"failed to instance.writeMemory: failed to Call allocate: {error}") from None
+            raise SetupError(_ALLOCATE_FAILED + str(error)) from None
         try:
             self._run_e(ptr, length, job.ident)
         except _raw.GuestTrap as trap:
