@@ -1,4 +1,4 @@
-"""The ``reactr-wasm`` command: ``serve``, ``run`` and ``inspect``.
+"""The ``reactr-wasm`` command: ``serve``, ``run`` and ``inspect`` (``new`` and ``build``: ``cli_tools.py``).
 
 Exit codes: 0 success; 1 the runnable failed (``run``) or the module is not a
 usable runnable (``inspect``); 2 a usage, config or module error.
@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .compose import build_reactr, build_service, register_wasm
+from .cli_tools import add_commands as add_tool_commands
+from .compose import build_backends, build_reactr, build_service, register_wasm
 from .config import Config, dump_toml, load_config, parse_size
 from .errors import ConfigError, ModuleError, ReactrError
 from .wasm.runnable import CoordinatedResponse
@@ -31,6 +32,8 @@ HTTP, run one job from the shell, or check whether a module is a usable runnable
 
 EPILOG = """\
 examples:
+  reactr-wasm new hello --lang rust                 write a starter into runnables/src/hello/
+  reactr-wasm build hello                           compile it into runnables/hello.wasm
   reactr-wasm serve --dir runnables                 serve every runnables/NAME.wasm as job NAME
   curl -X POST 'localhost:8080/do/hello-echo?then=true' -d 'joe'
   reactr-wasm run runnables/hello-echo.wasm --data joe
@@ -111,15 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="what to log to stderr"
-    )
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="what to log to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", parents=[common], help="serve a folder of .wasm runnables over HTTP (with hot reload)",
+        "serve",
+        parents=[common],
+        help="serve a folder of .wasm runnables over HTTP (with hot reload)",
         description="Serve a folder of .wasm runnables over HTTP, reloading files as they change.",
-        epilog=SERVE_EPILOG, formatter_class=formatter,
+        epilog=SERVE_EPILOG,
+        formatter_class=formatter,
     )
     serve.add_argument(
         "--dir", type=Path, help="runnables folder (default: runnables_dir of the config, else ./runnables)"
@@ -134,9 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve, default_log_level="info")
 
     run = commands.add_parser(
-        "run", parents=[common], help="run one job on a .wasm runnable and print its result",
+        "run",
+        parents=[common],
+        help="run one job on a .wasm runnable and print its result",
         description="Run one job on a .wasm runnable; the result bytes go to stdout.",
-        epilog=RUN_EPILOG, formatter_class=formatter,
+        epilog=RUN_EPILOG,
+        formatter_class=formatter,
     )
     run.add_argument("file", type=Path, metavar="FILE.wasm", help="the runnable")
     run.add_argument(
@@ -148,13 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run, default_log_level="warning")
 
     inspect = commands.add_parser(
-        "inspect", parents=[common], help="show a module's exports, imports, capabilities and ABI verdict",
+        "inspect",
+        parents=[common],
+        help="show a module's exports, imports, capabilities and ABI verdict",
         description="Check whether a .wasm file is a usable Reactr runnable and what it needs.",
-        epilog=INSPECT_EPILOG, formatter_class=formatter,
+        epilog=INSPECT_EPILOG,
+        formatter_class=formatter,
     )
     inspect.add_argument("file", type=Path, metavar="FILE.wasm", help="the module to inspect")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(handler=cmd_inspect, default_log_level="warning")
+    add_tool_commands(commands, common)
     return parser
 
 
@@ -233,9 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     config = replace(config, limits=limits)
     name = args.file.stem
-    with build_reactr(config) as reactr:
+    with build_backends(config) as backends, build_reactr(config, backends) as reactr:
         try:
-            register_wasm(reactr, config, name, wasm, args.file)
+            register_wasm(reactr, config, name, wasm, args.file, backends)
         except ModuleError as error:
             _error(str(error))
             return EXIT_USAGE

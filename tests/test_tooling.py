@@ -1,0 +1,151 @@
+"""``reactr-wasm new`` and ``build``, run as a user would: real compilers, a real server, HTTP.
+
+Each test works in its own ``tmp_path/runnables`` folder; the Rust and AssemblyScript
+builds use the machine's toolchains (``scripts/setup-dev`` installs them).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+from .test_cli import ENV, cli, free_port, post
+
+# A WAT runnable that answers a constant: cheap to rebuild with a new answer.
+CONSTANT_WAT = """\
+(module
+  (import "env" "return_result" (func $return_result (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{answer}")
+  (func (export "allocate") (param i32) (result i32) (i32.const 1024))
+  (func (export "deallocate") (param i32 i32))
+  (func (export "run_e") (param i32 i32 i32)
+    (call $return_result (i32.const 16) (i32.const {length}) (local.get 2))))
+"""
+
+
+def write_constant(runnables: Path, name: str, answer: str) -> Path:
+    folder = runnables / "src" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"{name}.wat"
+    source.write_text(CONSTANT_WAT.format(answer=answer, length=len(answer)))
+    return source
+
+
+@pytest.fixture
+def runnables(tmp_path: Path) -> Path:
+    folder = tmp_path / "runnables"
+    folder.mkdir()
+    return folder
+
+
+@contextmanager
+def serving(runnables: Path) -> Iterator[str]:
+    """``reactr-wasm serve`` on a free loopback port, watching ``runnables``; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(runnables), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, process.communicate()[1].decode()
+            try:
+                post(f"{base}/do/-?then=true", b"")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start listening"
+                time.sleep(0.05)
+        yield base
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def text(done: subprocess.CompletedProcess[bytes]) -> tuple[int, str, str]:
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+# --- build ----------------------------------------------------------------------------------
+
+
+def test_building_while_a_server_watches_reloads_the_job(runnables: Path) -> None:
+    write_constant(runnables, "answer", "v1")
+    assert cli("build", "answer", "--dir", str(runnables)).returncode == 0
+    with serving(runnables) as base:
+        assert post(f"{base}/do/answer?then=true", b"") == (200, b"v1")
+        write_constant(runnables, "answer", "v2")
+        code, out, err = text(cli("build", "answer", "--dir", str(runnables)))
+        assert code == 0, err
+        assert out.startswith("answer (wat): compiling… built ") and out.rstrip().endswith(" s)")
+        deadline = time.monotonic() + 10
+        while post(f"{base}/do/answer?then=true", b"") != (200, b"v2"):
+            assert time.monotonic() < deadline, "the rebuilt module was not reloaded"
+            time.sleep(0.1)
+    assert not list(runnables.glob(".*.partial"))  # no scratch file left behind
+
+
+def test_check_detects_a_module_that_differs_from_its_source(runnables: Path) -> None:
+    write_constant(runnables, "answer", "v1")
+    write_constant(runnables, "other", "ok")
+    assert cli("build", "--all", "--dir", str(runnables)).returncode == 0
+    code, out, _ = text(cli("build", "--all", "--check", "--dir", str(runnables)))
+    assert code == 0
+    assert out.splitlines() == [
+        "answer (wat): compiling… same as committed",
+        "other (wat): compiling… same as committed",
+    ]
+
+    write_constant(runnables, "answer", "v2")  # the source moved on; answer.wasm was not rebuilt
+    before = (runnables / "answer.wasm").read_bytes()
+    code, out, err = text(cli("build", "--all", "--check", "--dir", str(runnables)))
+    assert code == 1
+    assert "answer (wat): compiling… DIFFERS" in out and "other (wat): compiling… same as committed" in out
+    assert f"reactr-wasm: {runnables}/answer.wasm differs from a fresh build of" in err
+    assert err.rstrip().endswith("1 of 2 runnables differ from their sources or did not build: answer")
+    assert (runnables / "answer.wasm").read_bytes() == before  # --check changes nothing
+
+    (runnables / "other.wasm").unlink()
+    code, _, err = text(cli("build", "other", "--check", "--dir", str(runnables)))
+    assert code == 1 and f"{runnables}/other.wasm is missing" in err
+
+
+def test_a_folder_no_language_recognises_is_an_error_naming_it(runnables: Path) -> None:
+    write_constant(runnables, "answer", "v1")
+    (runnables / "src" / "notes").mkdir()
+    (runnables / "src" / "notes" / "README.txt").write_text("not a runnable")
+    code, out, err = text(cli("build", "--all", "--dir", str(runnables)))
+    assert (code, out) == (2, "")
+    assert f"reactr-wasm: {runnables}/src/notes: not a runnable source: no known language" in err
+    assert not (runnables / "answer.wasm").exists()  # nothing is built when a folder is wrong
+
+    code, _, err = text(cli("build", "nope", "--dir", str(runnables)))
+    assert code == 2 and f"no source folder {runnables}/src/nope for runnable 'nope' (found: answer, notes)" in err
+    code, _, err = text(cli("build", "--dir", str(runnables)))
+    assert code == 2 and "name the runnables to build (answer, notes) or pass --all" in err
+
+
+# --- new ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Hello", "1st", "a b", "../up", "a/b", "x.y", "", "-x", "a" * 65, "héllo"])
+def test_new_refuses_a_bad_name(runnables: Path, name: str) -> None:
+    code, out, err = text(cli("new", "--lang", "rust", "--dir", str(runnables), "--", name))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"reactr-wasm: bad runnable name {name!r}: use 1-64 lower-case letters"), err
+    assert not (runnables / "src").exists()
+
+
+def test_new_offers_only_languages_with_a_starter(runnables: Path) -> None:
+    code, _, err = text(cli("new", "hello", "--lang", "wat", "--dir", str(runnables)))
+    assert code == 2 and "argument --lang: invalid choice: 'wat'" in err
+    assert "rust" in err and "assemblyscript" in err
