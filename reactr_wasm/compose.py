@@ -1,9 +1,11 @@
 """The composition root: the one place that builds everything from a ``Config``.
 
-It picks the implementations (today: the in-memory cache capability; later the
-Redis backends, imported lazily here and nowhere else), builds the Wasm engine
-and the scheduler, loads the runnables folder, and wires the HTTP app with hot
-reload. Everything else receives what it needs as arguments.
+It picks the implementations (the capability backends: memory or Redis cache,
+SQLite or PostgreSQL, the HTTP client under its rules; the optional drivers are
+imported lazily by their modules), builds the Wasm engine and the scheduler,
+gives each runnable the capabilities it is granted, loads the runnables folder,
+and wires the HTTP app with hot reload. Everything else receives what it needs
+as arguments.
 
 Compiled-module disk cache: ``config.cache_dir`` when set, else
 ``<runnables_dir>/.reactr-cache`` (next to the modules it caches, so a second
@@ -20,8 +22,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .capabilities.cache import MemoryCache
+from .capabilities.cache import Cache, MemoryCache
+from .capabilities.db import Database, SQLiteDatabase
+from .capabilities.grants import Capabilities
+from .capabilities.graphql import GraphQLClient
+from .capabilities.http import HttpClient
+from .capabilities.static import StaticFiles
 from .config import Config
+from .config.capabilities import HttpSettings, http_settings_for
 from .errors import ConfigError
 from .scheduler.reactr import Reactr
 from .server.watch import RunnableFolder
@@ -54,19 +62,97 @@ def limits_for(config: Config, name: str) -> Limits:
     )
 
 
-def build_reactr(config: Config) -> Reactr:
-    """A scheduler with its own engine (closed by ``Reactr.close()``) and no runnables yet."""
-    return Reactr(cache=MemoryCache(), cache_dir=cache_dir_for(config))
+@dataclass
+class Backends:
+    """The capability backends of one server, shared by all its runnables. Close when done."""
+
+    cache: Cache
+    http: HttpClient  # under [capabilities.http]
+    static: StaticFiles | None = None
+    db: Database | None = None
+
+    def close(self) -> None:
+        for backend in (self.db, self.cache):
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> Backends:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def register_wasm(reactr: Reactr, config: Config, name: str, wasm: bytes, path: Path) -> None:
-    """Compile ``wasm`` and serve it as ``name`` with its configured limits and pool.
+def _http_client(settings: HttpSettings) -> HttpClient:
+    return HttpClient(settings.rules(), auth=settings.auth)
+
+
+def build_backends(config: Config) -> Backends:
+    """Open the configured backends; raises ConfigError when one cannot be opened."""
+    settings = config.capabilities
+    cache: Cache
+    if settings.cache.backend == "redis":
+        from .capabilities.redis_cache import RedisCache
+
+        assert settings.cache.url is not None  # the config refuses redis without a url
+        cache = RedisCache(settings.cache.url, settings.cache.namespace)
+    else:
+        cache = MemoryCache(settings.cache.max_entries)
+    backends = Backends(cache, _http_client(settings.http))
+    try:
+        if settings.static.dir is not None:
+            backends.static = StaticFiles(settings.static.dir, max_bytes=settings.static.max_file_size)
+        if settings.db.path is not None:
+            backends.db = SQLiteDatabase(settings.db.path, settings.db.queries)
+        elif settings.db.url is not None:
+            from .capabilities.db_postgres import PostgresDatabase
+
+            backends.db = PostgresDatabase(
+                settings.db.url, settings.db.queries, max_connections=settings.db.max_connections
+            )
+    except BaseException:
+        backends.close()
+        raise
+    return backends
+
+
+def capabilities_for(config: Config, backends: Backends, name: str) -> Capabilities:
+    """What runnable ``name`` is granted: its own list, else ``[capabilities].grant``."""
+    grants = config.grants(name)
+    overrides = config.runnable(name).http
+    http = _http_client(http_settings_for(config.capabilities, overrides)) if overrides else backends.http
+    return Capabilities(
+        http=http if "http" in grants else None,
+        graphql=GraphQLClient(http) if "graphql" in grants else None,
+        cache=backends.cache if "cache" in grants else None,
+        static=backends.static if "static" in grants else None,
+        db=backends.db if "db" in grants else None,
+    )
+
+
+def build_reactr(config: Config, backends: Backends | None = None) -> Reactr:
+    """A scheduler with its own engine (closed by ``Reactr.close()``) and no runnables yet.
+
+    Without ``backends``, runnables get a private in-memory cache and nothing else.
+    """
+    cache = backends.cache if backends is not None else MemoryCache()
+    return Reactr(capabilities=Capabilities(cache=cache), cache_dir=cache_dir_for(config))
+
+
+def register_wasm(
+    reactr: Reactr, config: Config, name: str, wasm: bytes, path: Path, backends: Backends | None = None
+) -> None:
+    """Compile ``wasm`` and serve it as ``name`` with its configured limits, pool and grants.
 
     Replaces a runnable of the same name; its jobs in flight finish on the old
     version. Raises ModuleError naming the file and the reason.
     """
     own, limits = config.runnable(name), limits_for(config, name)
-    runnable = reactr.engine.load(name, wasm, source=str(path), limits=limits, isolation=own.isolation)
+    capabilities = capabilities_for(config, backends, name) if backends is not None else None
+    runnable = reactr.engine.load(
+        name, wasm, source=str(path), limits=limits, isolation=own.isolation, capabilities=capabilities
+    )
     reactr.register(
         name,
         runnable,
@@ -77,9 +163,10 @@ def register_wasm(reactr: Reactr, config: Config, name: str, wasm: bytes, path: 
     )
 
 
-def load_folder(reactr: Reactr, config: Config, directory: Path) -> RunnableFolder:
+def load_folder(reactr: Reactr, config: Config, directory: Path, backends: Backends | None = None) -> RunnableFolder:
     """Serve every ``*.wasm`` of ``directory`` now; a bad module is logged and skipped."""
-    folder = RunnableFolder(directory, partial(register_wasm, reactr, config), reactr.deregister)
+    register = partial(register_wasm, reactr, config, backends=backends)
+    folder = RunnableFolder(directory, register, reactr.deregister)
     folder.poll(settle=False)
     for name in sorted(config.runnables.keys() - set(folder.served)):
         log.warning("%s: runnables.%s is configured but %s/%s.wasm is not served", config.source, name, directory, name)
@@ -104,11 +191,15 @@ class Service:
     config: Config
     reactr: Reactr
     app: web.Application
+    backends: Backends
     folder: RunnableFolder | None = field(default=None)
 
     def close(self) -> None:
-        """Finish queued jobs and stop the scheduler and its engine (bounded by the drain timeout)."""
-        self.reactr.close(timeout=self.config.server.drain_timeout)
+        """Finish queued jobs, stop the scheduler and its engine (bounded by the drain timeout), close backends."""
+        try:
+            self.reactr.close(timeout=self.config.server.drain_timeout)
+        finally:
+            self.backends.close()
 
 
 def build_service(config: Config, *, watch: bool = True) -> Service:
@@ -119,11 +210,13 @@ def build_service(config: Config, *, watch: bool = True) -> Service:
     directory = config.runnables_dir
     if directory is None or not directory.is_dir():
         raise ConfigError(f"runnables folder {directory} does not exist or is not a folder")
-    reactr = build_reactr(config)
+    backends = build_backends(config)
+    reactr = build_reactr(config, backends)
     try:
-        folder = load_folder(reactr, config, directory)
+        folder = load_folder(reactr, config, directory, backends)
         app = build_app(reactr, config, folder if watch else None)
     except BaseException:
         reactr.close()
+        backends.close()
         raise
-    return Service(config, reactr, app, folder)
+    return Service(config, reactr, app, backends, folder)

@@ -22,6 +22,7 @@ from reactr_wasm.config import (
     load_config,
     parse_size,
 )
+from reactr_wasm.config import capabilities as capconf
 from reactr_wasm.errors import ConfigError
 from reactr_wasm.wasm.instance import Limits
 
@@ -221,4 +222,11 @@ def test_the_rule_table_covers_every_dataclass_field() -> None:
     for name, (cls, rules) in SECTIONS.items():
         assert list(rules) == [f.name for f in dataclasses.fields(cls)], name
         assert name in {f.name for f in dataclasses.fields(Config)}
-    assert list(RUNNABLE) == [f.name for f in dataclasses.fields(RunnableConfig)]
+    assert [*RUNNABLE, "http"] == [f.name for f in dataclasses.fields(RunnableConfig)]
+    for rules, cls, special in [
+        (capconf.HTTP, capconf.HttpSettings, []),
+        (capconf.CACHE, capconf.CacheSettings, []),
+        (capconf.STATIC, capconf.StaticSettings, []),
+        (capconf.DB, capconf.DbSettings, ["queries"]),
+    ]:
+        assert [*rules, *special] == [f.name for f in dataclasses.fields(cls)], cls

@@ -5,7 +5,7 @@ with a ``ConfigError`` whose every line names the file, the dotted key and the
 reason: ``reactr.toml: server.port: must be an integer between 1 and 65535, got "x"``.
 
 Why plain dataclasses and a table of small checks rather than pydantic (or
-attrs/cattrs, msgspec): the config is four flat sections of scalars; the
+attrs/cattrs, msgspec): the config is a few small sections; the
 dataclasses below are used across the package and must keep their shape; the
 messages must read ``file: dotted.key: reason`` (pydantic's need reformatting
 anyway); and ``env(NAME)`` secrets, size strings and masking are ours either
@@ -17,8 +17,11 @@ File rules:
 - Sizes are integers (bytes) or strings with a unit: ``"10MB"`` (1000-based),
   ``"256MiB"`` (1024-based), ``"512 KiB"``, ``"1.5GiB"``.
 - Durations are numbers of seconds (``10``, ``0.5``).
-- Any string value may be written ``env(NAME)``: it is read from the
-  environment when the file is loaded; an unset variable is an error.
+- Any string value may hold ``env(NAME)`` (``"env(TOKEN)"``, ``"Bearer env(TOKEN)"``):
+  it is read from the environment when the file is loaded; an unset variable
+  is an error.
+- The checks live in ``checks.py``; the ``[capabilities]`` section in
+  ``capabilities.py``.
 - Relative paths are relative to the folder of the config file.
 - ``Config.redacted()`` is the config as plain data with secrets masked, for
   printing; ``dump_toml`` turns it back into TOML that ``load_config`` reads.
@@ -27,19 +30,48 @@ File rules:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .capabilities import HTTP, CapabilitiesConfig, check_grants, grant_list, read_capabilities
+from .checks import (
+    MASK,
+    Invalid,
+    Reader,
+    Rule,
+    boolean,
+    choice,
+    integer,
+    parse_size,
+    seconds,
+    show,
+    strings,
+    text,
+)
+
+__all__ = [
+    "MASK",
+    "CallbackConfig",
+    "CapabilitiesConfig",
+    "Config",
+    "ConfigError",
+    "Invalid",
+    "LimitsConfig",
+    "RunnableConfig",
+    "ServerConfig",
+    "dump_toml",
+    "load_config",
+    "parse_config",
+    "parse_size",
+]
 
 MIB = 1024 * 1024
-MASK = "***"  # what a set secret looks like in redacted()
 
 
 @dataclass
@@ -84,6 +116,8 @@ class RunnableConfig:
     result_size: int | None = None
     queue_size: int | None = None
     prewarm: bool = False
+    capabilities: list[str] | None = None  # None: [capabilities].grant
+    http: dict[str, Any] = field(default_factory=dict)  # [runnables.NAME.http]: over [capabilities.http]
 
 
 @dataclass
@@ -91,6 +125,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    capabilities: CapabilitiesConfig = field(default_factory=CapabilitiesConfig)
     runnables: dict[str, RunnableConfig] = field(default_factory=dict)
     runnables_dir: Path | None = None
     cache_dir: Path | None = None  # compiled-module cache; None: see compose.cache_dir_for
@@ -98,6 +133,11 @@ class Config:
 
     def runnable(self, name: str) -> RunnableConfig:
         return self.runnables.get(name) or RunnableConfig()
+
+    def grants(self, name: str) -> list[str]:
+        """The capabilities runnable ``name`` may use."""
+        own = self.runnable(name).capabilities
+        return own if own is not None else self.capabilities.grant
 
     def redacted(self) -> dict[str, Any]:
         """This config as plain TOML-shaped data, secrets masked; for printing."""
@@ -108,110 +148,18 @@ class Config:
                 if rule.secret and values[key]:
                     values[key] = [MASK] * len(values[key]) if isinstance(values[key], list) else MASK
             data[section] = values
-        data["runnables"] = {name: asdict(overrides) for name, overrides in self.runnables.items()}
+        data["capabilities"] = self.capabilities.redacted()
+        data["runnables"] = {name: _runnable_data(overrides) for name, overrides in self.runnables.items()}
         return data
 
 
-# ---------------------------------------------------------------------------
-# Checks: each takes the raw TOML value and returns the typed one, or raises
-# Invalid with the reason.
-
-
-class Invalid(ValueError):
-    """A value breaks its rule: ``reason``, then the value itself unless it is a secret."""
-
-    def __init__(self, reason: str, *value: Any) -> None:
-        self.reason = reason
-        super().__init__(f"{reason}, got {_show(value[0])}" if value else reason)
-
-
-Check = Callable[[Any], Any]
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def integer(low: int, high: int | None = None) -> Check:
-    reason = f"must be an integer between {low} and {high}" if high else f"must be an integer of at least {low}"
-
-    def check(value: Any) -> int:
-        if not _is_int(value) or value < low or (high is not None and value > high):
-            raise Invalid(reason, value)
-        return int(value)
-
-    return check
-
-
-def seconds(*, allow_zero: bool = False) -> Check:
-    reason = "must be a number of seconds" + (", 0 or more" if allow_zero else " above 0")
-
-    def check(value: Any) -> float:
-        ok = (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-        if not ok or value < 0 or (value == 0 and not allow_zero):
-            raise Invalid(reason, value)
-        return float(value)
-
-    return check
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
-_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from an integer or a string like ``"256MiB"``; raises Invalid."""
-    reason = 'must be a size above 0: bytes as an integer or a string like "256MiB" or "10MB"'
-    if _is_int(value):
-        size = int(value)
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
-        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()])
-    else:
-        raise Invalid(reason, value)
-    if size <= 0:
-        raise Invalid(reason, value)
-    return size
-
-
-def boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid("must be true or false", value)
-    return value
-
-
-def text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise Invalid("must be a non-empty string", value)
-    return value
-
-
-def strings(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise Invalid("must be a list of non-empty strings", value)
-    return list(value)
-
-
-def choice(*options: str) -> Check:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise Invalid(f"must be one of {', '.join(map(json.dumps, options))}", value)
-        return str(value)
-
-    return check
-
-
-@dataclass(frozen=True)
-class Rule:
-    check: Check
-    secret: bool = False  # masked in redacted() and in error messages
+def _runnable_data(overrides: RunnableConfig) -> dict[str, Any]:
+    data = asdict(overrides)
+    if data["http"].get("auth"):
+        data["http"]["auth"] = {host: MASK for host in data["http"]["auth"]}
+    if not data["http"]:
+        del data["http"]
+    return data
 
 
 SERVER = {
@@ -247,6 +195,7 @@ RUNNABLE = {
     "result_size": Rule(parse_size),
     "queue_size": Rule(integer(1)),
     "prewarm": Rule(boolean),
+    "capabilities": Rule(grant_list),
 }
 TOP_LEVEL = {"runnables_dir": Rule(text), "cache_dir": Rule(text)}
 
@@ -258,71 +207,37 @@ SECTIONS: dict[str, tuple[type[Any], dict[str, Rule]]] = {
     "callbacks": (CallbackConfig, CALLBACKS),
 }
 
-_ENV = re.compile(r"^env\(([A-Za-z_][A-Za-z0-9_]*)\)$")
-
-
-class _Reader:
-    """Applies the rules to one parsed file, collecting every problem."""
-
-    def __init__(self, source: str, env: Mapping[str, str]) -> None:
-        self.source, self.env = source, env
-        self.problems: list[str] = []
-
-    def problem(self, key: str, reason: str) -> None:
-        self.problems.append(f"{self.source}: {key}: {reason}")
-
-    def expand(self, value: Any) -> Any:
-        """Replace ``env(NAME)`` strings (alone or in a list) with the variable."""
-        if isinstance(value, list):
-            return [self.expand(item) for item in value]
-        if isinstance(value, str) and (match := _ENV.match(value.strip())):
-            name = match.group(1)
-            if name not in self.env:
-                raise Invalid(f"environment variable {name} is not set")
-            return self.env[name]
-        return value
-
-    def table(self, key: str, raw: Any, rules: Mapping[str, Rule]) -> dict[str, Any]:
-        """The checked values of one table; unknown or bad keys become problems."""
-        if not isinstance(raw, dict):
-            self.problem(key, f"must be a table ([{key}]), got {_show(raw)}")
-            return {}
-        values: dict[str, Any] = {}
-        for name, value in raw.items():
-            dotted = f"{key}.{name}" if key else name
-            rule = rules.get(name)
-            if rule is None:
-                self.problem(dotted, f"unknown key; known keys: {', '.join(rules)}")
-                continue
-            try:
-                values[name] = rule.check(self.expand(value))
-            except Invalid as error:
-                self.problem(dotted, error.reason if rule.secret else str(error))
-        return values
-
 
 def _known_top_level() -> list[str]:
-    return [*TOP_LEVEL, *SECTIONS, "runnables"]
+    return [*TOP_LEVEL, *SECTIONS, "capabilities", "runnables"]
 
 
 def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mapping[str, str]) -> Config:
     """Build a Config from parsed TOML; raises ConfigError listing every problem."""
-    reader = _Reader(source, env)
+    reader = Reader(source, env)
     top = reader.table("", {k: v for k, v in data.items() if k in TOP_LEVEL}, TOP_LEVEL)
     sections: dict[str, Any] = {}
     for key, value in data.items():
         if key in SECTIONS:
             cls, rules = SECTIONS[key]
             sections[key] = cls(**reader.table(key, value, rules))
+        elif key == "capabilities":
+            sections[key] = read_capabilities(reader, value, base)
         elif key not in TOP_LEVEL and key != "runnables":
             reader.problem(key, f"unknown key; known keys: {', '.join(_known_top_level())}")
     runnables: dict[str, RunnableConfig] = {}
     raw_runnables = data.get("runnables", {})
     if not isinstance(raw_runnables, dict):
-        reader.problem("runnables", f"must be a table of [runnables.NAME] tables, got {_show(raw_runnables)}")
+        reader.problem("runnables", f"must be a table of [runnables.NAME] tables, got {show(raw_runnables)}")
     else:
         for name, raw in raw_runnables.items():
-            runnables[name] = RunnableConfig(**reader.table(f"runnables.{name}", raw, RUNNABLE))
+            runnables[name] = _runnable(reader, name, raw)
+    capabilities = sections.get("capabilities") or CapabilitiesConfig()
+    grants = {"capabilities.grant": capabilities.grant}
+    for name, own in runnables.items():
+        if own.capabilities:
+            grants[f"runnables.{name}.capabilities"] = own.capabilities
+    check_grants(reader, capabilities, grants)
     callbacks = sections.get("callbacks")
     if callbacks is not None and callbacks.backoff_max < callbacks.backoff:
         reader.problem("callbacks.backoff_max", f"must be at least callbacks.backoff ({callbacks.backoff})")
@@ -330,6 +245,16 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
         raise ConfigError("\n".join(reader.problems))
     paths = {key: base / os.path.expanduser(value) for key, value in top.items()}
     return Config(**sections, runnables=runnables, source=source, **paths)
+
+
+def _runnable(reader: Reader, name: str, raw: Any) -> RunnableConfig:
+    if not isinstance(raw, dict):
+        reader.problem(f"runnables.{name}", f"must be a table ([runnables.{name}]), got {show(raw)}")
+        return RunnableConfig()
+    own = RunnableConfig(**reader.table(f"runnables.{name}", {k: v for k, v in raw.items() if k != "http"}, RUNNABLE))
+    if "http" in raw:
+        own.http = reader.table(f"runnables.{name}.http", raw["http"], HTTP)
+    return own
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -365,18 +290,27 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # JSON string escapes are valid TOML
 
 
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _dump_table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> None:
+    scalars = {k: v for k, v in table.items() if v is not None and not isinstance(v, dict) and not _is_table_array(v)}
+    nested = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (scalars or not nested):
+        lines += ["", f"[{'.'.join(path)}]"]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
+    for key, value in table.items():
+        if _is_table_array(value):
+            for item in value:
+                lines += ["", f"[[{'.'.join([*path, _toml_key(key)])}]]"]
+                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+    for key, value in nested.items():
+        _dump_table(lines, [*path, _toml_key(key)], value)
+
+
 def dump_toml(data: Mapping[str, Any]) -> str:
     """TOML text for ``Config.redacted()``-shaped data; None values are left out."""
     lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    for key, value in data.items():
-        if key == "runnables":
-            tables += [(f"{key}.{_toml_key(name)}", sub) for name, sub in value.items()]
-        elif isinstance(value, dict):
-            tables.append((_toml_key(key), value))
-        elif value is not None:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for header, values in tables:
-        lines += ["", f"[{header}]"]
-        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+    _dump_table(lines, [], data)
     return "\n".join(lines).lstrip("\n") + "\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..capabilities.cache import Cache, MemoryCache
+from ..capabilities.grants import Capabilities
 from ..errors import ReactrError, RunnableNotFound
 from ..wasm.engine import WasmEngine
 from ..wasm.hostcalls import RunControl
@@ -116,11 +117,14 @@ class Reactr:
         *,
         engine: WasmEngine | None = None,
         cache: Cache | None = None,
+        capabilities: Capabilities | None = None,
         cache_dir: Path | None = None,
         schedule_interval: float = 1.0,
     ) -> None:
         self._own_engine = engine is None
-        self.engine = engine or WasmEngine(cache=cache or MemoryCache(), cache_dir=cache_dir)
+        if capabilities is None:
+            capabilities = Capabilities(cache=cache or MemoryCache())
+        self.engine = engine or WasmEngine(capabilities=capabilities, cache_dir=cache_dir)
         self.engine.host.job_runner = self._run_nested
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()
@@ -145,23 +149,34 @@ class Reactr:
         isolation: Isolation = "reuse",
         limits: Limits | None = None,
         max_queue: int = 10_000,
+        capabilities: Capabilities | None = None,
     ) -> Callable[[Any], Result]:
         """Register (or replace) a runnable; returns ``do_name(data) -> Result``.
 
         ``runnable`` is a ``.wasm`` path, a loaded ``WasmRunnable``, a callable
         ``(job, ctx) -> value`` or an object with ``run(job, ctx)`` and
-        ``on_change(event)``. ``autoscale=max`` grows the threads with the queue
+        ``on_change(event)``. ``capabilities`` are what a ``.wasm`` path may use
+        (default: the engine's: the cache only). ``autoscale=max`` grows the threads with the queue
         up to ``max`` (0: CPU count). Replacing a name lets queued and running
         jobs finish on the old version. Raises ModuleError for a bad module.
         """
         if isinstance(runnable, (str, Path)):
             if limits is None and timeout is not None:
                 limits = Limits(timeout_seconds=timeout)
-            runnable = self.engine.load_file(name, Path(runnable), limits=limits, isolation=isolation)
+            runnable = self.engine.load_file(
+                name, Path(runnable), limits=limits, isolation=isolation, capabilities=capabilities
+            )
         target = WasmTarget(runnable) if isinstance(runnable, WasmRunnable) else PythonTarget(self, runnable)
         worker = Worker(
-            name, target, pool_size=pool_size, autoscale=autoscale, timeout=timeout, max_queue=max_queue,
-            retry_seconds=retry_seconds, max_retries=max_retries, deadlines=self._deadlines,
+            name,
+            target,
+            pool_size=pool_size,
+            autoscale=autoscale,
+            timeout=timeout,
+            max_queue=max_queue,
+            retry_seconds=retry_seconds,
+            max_retries=max_retries,
+            deadlines=self._deadlines,
         )
         if prewarm:
             if isinstance(target, WasmTarget):

@@ -8,6 +8,7 @@ from pathlib import Path
 from wasmtime import Config, Engine, Linker
 
 from ..capabilities.cache import Cache
+from ..capabilities.grants import Capabilities
 from . import _raw
 from .driver import Drivers
 from .hostcalls import HostCalls
@@ -23,9 +24,17 @@ class WasmEngine:
     """Compiles runnables once and links them against the ``env`` host ABI.
 
     Use as a context manager or call ``close()``: it owns the ticker thread.
+    ``capabilities`` is what runnables loaded without their own get; ``cache``
+    alone is shorthand for ``Capabilities(cache=cache)``.
     """
 
-    def __init__(self, *, cache: Cache | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        capabilities: Capabilities | None = None,
+        cache: Cache | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
         config = Config()
         config.epoch_interruption = True
         config.wasm_multi_memory = True  # the job driver copies between two memories
@@ -34,7 +43,8 @@ class WasmEngine:
         self.drivers = Drivers(self.engine)
         self.linker = Linker(self.engine)
         self.linker.define_wasi()
-        self.host = HostCalls(cache)
+        self.capabilities = capabilities if capabilities is not None else Capabilities(cache=cache)
+        self.host = HostCalls()
         self.host.link(self.linker)
         self.modules = ModuleCache(cache_dir)
         self._stop = threading.Event()
@@ -53,8 +63,9 @@ class WasmEngine:
         source: str | None = None,
         limits: Limits | None = None,
         isolation: Isolation = "reuse",
+        capabilities: Capabilities | None = None,
     ) -> WasmRunnable:
-        """Compile, check and start one instance of ``wasm``.
+        """Compile, check and start one instance of ``wasm``; ``capabilities`` defaults to the engine's.
 
         Raises ModuleError naming the source and the reason, so a module whose
         ``_start`` traps is refused here rather than failing its first job.
@@ -63,7 +74,16 @@ class WasmEngine:
         module, info = compile_module(self.engine, self.modules, wasm, label)
         pre = self.linker.instantiate_pre(module)
         runnable = WasmRunnable(
-            name, self.engine, pre, self.drivers, info, self.host, limits or Limits(), isolation, label
+            name,
+            self.engine,
+            pre,
+            self.drivers,
+            info,
+            self.host,
+            limits or Limits(),
+            isolation,
+            label,
+            capabilities if capabilities is not None else self.capabilities,
         )
         runnable.pool.release(runnable.pool.acquire())
         return runnable

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from wasmtime import Linker
 
-from ..capabilities.cache import Cache, CacheMiss
-from ..errors import ReactrError, RunErr
+from ..capabilities.cache import CacheMiss
+from ..capabilities.db import db_exec
+from ..capabilities.errors import CapabilityError
+from ..capabilities.grants import NONE, Capabilities
+from ..errors import HostCallError, ReactrError, RunErr
 from . import _raw
 from .request import CoordinatedRequest, FieldError
 
@@ -37,6 +41,7 @@ class JobContext:
 
     __slots__ = (
         "bad_idents",
+        "capabilities",
         "control",
         "error",
         "ffi_vars",
@@ -57,9 +62,11 @@ class JobContext:
         request: CoordinatedRequest | None,
         control: RunControl,
         max_output: int,
+        capabilities: Capabilities = NONE,
     ) -> None:
         self.ident, self.runnable, self.result_id = ident, runnable, result_id
         self.request, self.control, self.max_output = request, control, max_output
+        self.capabilities = capabilities
         self.output: bytes | None = None
         self.error: RunErr | None = None
         self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
@@ -85,6 +92,12 @@ class RunControl:
         self.parent = parent
         self.depth: int = parent.depth + 1 if parent is not None else 0
 
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (at least a millisecond), or None without one."""
+        if self.deadline == float("inf"):
+            return None
+        return max(self.deadline - time.monotonic(), 0.001)
+
     def is_cancelled(self) -> bool:
         control: RunControl | None = self
         while control is not None:
@@ -100,11 +113,10 @@ class _Current(threading.local):
 
 
 class HostCalls:
-    """The ``env`` functions, bound to one engine's capabilities."""
+    """The ``env`` functions; each job brings the capabilities of its runnable."""
 
-    def __init__(self, cache: Cache | None) -> None:
+    def __init__(self) -> None:
         self.current = _Current()
-        self._cache = cache
         self.job_runner: JobRunner | None = None  # set by the scheduler that owns the engine
 
     # --- plumbing ------------------------------------------------------------
@@ -129,10 +141,10 @@ class HostCalls:
             "resp_set_header": (5, 0, self.resp_set_header),
             "cache_set": (6, 1, self.cache_set),
             "cache_get": (3, 1, self.cache_get),
-            "fetch_url": (6, 1, self._not_enabled("fetch_url", (1, 2), (3, 4))),
-            "graphql_query": (5, 1, self._not_enabled("graphql_query", (0, 1), (2, 3))),
-            "get_static_file": (3, 1, self._not_enabled("get_static_file", (0, 1))),
-            "db_exec": (4, 1, self._not_enabled("db_exec", (1, 2))),
+            "fetch_url": (6, 1, self.fetch_url),
+            "graphql_query": (5, 1, self.graphql_query),
+            "get_static_file": (3, 1, self.get_static_file),
+            "db_exec": (4, 1, self.db_exec),
             "run_job": (5, 1, self.run_job),
         }
 
@@ -165,6 +177,20 @@ class HostCalls:
 
     def _pend_error(self, job: JobContext, message: str) -> int:
         return self._pend(job, message.encode(), True)
+
+    def _refuse(self, job: JobContext, function: str, capability: str) -> int:
+        log.warning(
+            "%s by %s refused: capability %r is not granted",
+            function,
+            job.runnable,
+            capability,
+            extra={"runnable": job.runnable, "result_id": job.result_id},
+        )
+        return self._pend_error(job, NOT_ENABLED)
+
+    def _failed(self, job: JobContext, function: str, error: ReactrError) -> int:
+        log.info("%s by %s failed: %s", function, job.runnable, error, extra={"runnable": job.runnable})
+        return self._pend_error(job, str(error))
 
     # --- results -------------------------------------------------------------
 
@@ -276,17 +302,20 @@ class HostCalls:
 
     # --- cache -------------------------------------------------------------------
 
-    def cache_set(
-        self, key_ptr: int, key_len: int, val_ptr: int, val_len: int, ttl: int, ident: int
-    ) -> int:
+    def cache_set(self, key_ptr: int, key_len: int, val_ptr: int, val_len: int, ttl: int, ident: int) -> int:
         job = self._job(ident, "cache_set")
         if job is None:
             return -1
         key, value = self._read(key_ptr, key_len), self._read(val_ptr, val_len)
-        if self._cache is None:
-            log.warning("cache_set by %s refused: %s", job.runnable, NOT_ENABLED)
+        cache = job.capabilities.cache
+        if cache is None:
+            log.warning("cache_set by %s refused: capability 'cache' is not granted", job.runnable)
             return -2
-        self._cache.set(key, value, ttl)
+        try:
+            cache.set(key, value, ttl)
+        except CapabilityError as error:
+            log.error("cache_set by %s failed: %s", job.runnable, error)
+            return -2
         return 0
 
     def cache_get(self, key_ptr: int, key_len: int, ident: int) -> int:
@@ -296,13 +325,16 @@ class HostCalls:
         key = self._read(key_ptr, key_len)
         if job.pending is not None:
             return -1
-        if self._cache is None:
-            log.warning("cache_get by %s refused: %s", job.runnable, NOT_ENABLED)
-            return self._pend_error(job, NOT_ENABLED)
+        cache = job.capabilities.cache
+        if cache is None:
+            return self._refuse(job, "cache_get", "cache")
         try:
-            return self._pend(job, self._cache.get(key))
+            return self._pend(job, cache.get(key))
         except CacheMiss:
             return self._pend_error(job, "key not found")
+        except CapabilityError as error:
+            log.error("cache_get by %s failed: %s", job.runnable, error)
+            return self._pend_error(job, str(error))
 
     # --- chaining (a reactr-wasm extension of the ABI) -------------------------------
 
@@ -329,23 +361,72 @@ class HostCalls:
             return self._pend_error(job, str(error))
         return self._pend(job, output)
 
-    # --- capabilities not built yet ------------------------------------------------
+    # --- outside world: HTTP, GraphQL, static files, database ----------------------
 
-    def _not_enabled(self, function: str, *buffers: tuple[int, int]) -> Callable[..., int]:
-        """A host function whose capability is off: the ABI's pending error."""
+    def fetch_url(self, method: int, url_ptr: int, url_len: int, body_ptr: int, body_len: int, ident: int) -> int:
+        job = self._job(ident, "fetch_url")
+        if job is None:
+            return -1
+        url, body = self._text(url_ptr, url_len), self._read(body_ptr, body_len)
+        if job.pending is not None:
+            return -1
+        client = job.capabilities.http
+        if client is None:
+            return self._refuse(job, "fetch_url", "http")
+        try:
+            return self._pend(job, client.fetch(method, url, body, timeout=job.control.remaining()))
+        except HostCallError as error:  # bad method or header encoding: -2, nothing pending
+            log.info("fetch_url by %s refused: %s", job.runnable, error)
+            return -2
+        except CapabilityError as error:
+            return self._failed(job, "fetch_url", error)
 
-        def refuse(*args: int) -> int:
-            job = self._job(args[-1], function)
-            if job is None:
-                return -1
-            for ptr_index, len_index in buffers:
-                self._read(args[ptr_index], args[len_index])
-            if job.pending is not None:
-                return -1
-            log.warning("%s by %s refused: %s", function, job.runnable, NOT_ENABLED)
-            return self._pend_error(job, NOT_ENABLED)
+    def graphql_query(self, endpoint_ptr: int, endpoint_len: int, query_ptr: int, query_len: int, ident: int) -> int:
+        job = self._job(ident, "graphql_query")
+        if job is None:
+            return -1
+        endpoint, query = self._text(endpoint_ptr, endpoint_len), self._text(query_ptr, query_len)
+        if job.pending is not None:
+            return -1
+        client = job.capabilities.graphql
+        if client is None:
+            return self._refuse(job, "graphql_query", "graphql")
+        try:
+            return self._pend(job, client.query(endpoint, query, timeout=job.control.remaining()))
+        except (CapabilityError, HostCallError) as error:
+            return self._failed(job, "graphql_query", error)
 
-        return refuse
+    def get_static_file(self, name_ptr: int, name_len: int, ident: int) -> int:
+        job = self._job(ident, "get_static_file")
+        if job is None:
+            return -1
+        name = self._text(name_ptr, name_len)
+        if job.pending is not None:
+            return -1
+        files = job.capabilities.static
+        if files is None:
+            return self._refuse(job, "get_static_file", "static")
+        try:
+            return self._pend(job, files.read(name))
+        except CapabilityError as error:
+            return self._failed(job, "get_static_file", error)
+
+    def db_exec(self, query_type: int, name_ptr: int, name_len: int, ident: int) -> int:
+        job = self._job(ident, "db_exec")
+        if job is None:
+            return -1
+        name = self._text(name_ptr, name_len)
+        # Reactr's host crashed here when a result was pending; refusing is the safe reading.
+        if job.pending is not None:
+            return -1
+        variables, job.ffi_vars = job.ffi_vars, []  # the list is consumed by this call
+        database = job.capabilities.db
+        if database is None:
+            log.warning("db_exec by %s refused: capability 'db' is not granted", job.runnable)
+        try:
+            return self._pend(job, db_exec(database, query_type, name, variables))
+        except CapabilityError as error:
+            return self._failed(job, "db_exec", error)
 
 
 def _drop_two(func: Callable[..., int | None]) -> Callable[..., int | None]:

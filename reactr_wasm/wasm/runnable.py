@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from wasmtime import Engine, InstancePre
 
+from ..capabilities.grants import NONE, Capabilities
 from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
 from .driver import Drivers
 from .hostcalls import HostCalls, JobContext, RunControl
@@ -45,8 +46,10 @@ class WasmRunnable:
         limits: Limits,
         isolation: Isolation,
         source: str,
+        capabilities: Capabilities = NONE,
     ) -> None:
         self.name, self.info, self.limits, self.source = name, info, limits, source
+        self.capabilities = capabilities
         self.pool = InstancePool(engine, pre, drivers, host, limits, isolation, source)
 
     def run(
@@ -59,7 +62,13 @@ class WasmRunnable:
             control.deadline = time.monotonic() + self.limits.timeout_seconds
         request = CoordinatedRequest.from_payload(payload)
         job = JobContext(
-            next(_idents) & _IDENT_MASK, self.name, result_id, request, control, self.limits.max_result_bytes
+            next(_idents) & _IDENT_MASK,
+            self.name,
+            result_id,
+            request,
+            control,
+            self.limits.max_result_bytes,
+            self.capabilities,
         )
         instance = self.pool.acquire()
         try:

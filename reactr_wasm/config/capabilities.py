@@ -1,0 +1,271 @@
+"""The ``[capabilities]`` section: how each capability works, and who gets it.
+
+Deny by default: a runnable may use the capabilities in ``[capabilities].grant``
+(``["cache"]`` unless the file says otherwise), or exactly those listed in its
+own ``[runnables.NAME].capabilities``. Logging, request fields, response headers
+and ``run_job`` need no grant. A grant of a capability that is not configured
+(``static`` without a folder, ``db`` without a database) is refused at start.
+
+    [capabilities]
+    grant = ["cache"]
+    [capabilities.http]              # fetch_url and graphql_query
+    allowed_domains = ["api.example.com", "*.example.org"]
+    [capabilities.http.auth]
+    "api.example.com" = "Bearer env(API_TOKEN)"
+    [capabilities.cache]
+    backend = "redis"
+    url = "env(REDIS_URL)"
+    [capabilities.static]
+    dir = "static"
+    [capabilities.db]
+    path = "app.db"
+    [[capabilities.db.queries]]
+    name = "AddUser"
+    type = "insert"
+    varCount = 2
+    query = "INSERT INTO users (uuid, email) VALUES ($1, $2)"
+    [runnables.fetch]
+    capabilities = ["http"]
+    [runnables.fetch.http]           # this runnable's own rules, over [capabilities.http]
+    allowed_domains = ["api.github.com"]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ..capabilities.db import QueryDef, QueryType
+from ..capabilities.http_rules import HttpRules
+from ..errors import ConfigError
+from .checks import (
+    MASK,
+    Invalid,
+    Reader,
+    Rule,
+    boolean,
+    choice,
+    integer,
+    parse_size,
+    ports,
+    seconds,
+    show,
+    string_table,
+    strings,
+    text,
+)
+
+CAPABILITIES = ("http", "graphql", "cache", "static", "db")
+
+
+def grant_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Invalid(f"must be a list of capability names ({', '.join(CAPABILITIES)})", value)
+    unknown = [item for item in value if item not in CAPABILITIES]
+    if unknown:
+        raise Invalid(f"unknown capability {unknown[0]!r}; known: {', '.join(CAPABILITIES)}")
+    return list(dict.fromkeys(value))
+
+
+@dataclass
+class HttpSettings:
+    """Where ``fetch_url`` and ``graphql_query`` may go (Reactr's rules, plus limits)."""
+
+    allowed_domains: list[str] = field(default_factory=list)  # empty: any domain not blocked
+    blocked_domains: list[str] = field(default_factory=list)
+    allow_ips: bool = True  # URLs naming an IP address instead of a domain
+    allow_private: bool = False  # loopback, private, link-local, metadata ranges (resolved address)
+    allow_http: bool = True  # plain http:// URLs
+    allowed_ports: list[int] = field(default_factory=list)
+    blocked_ports: list[int] = field(default_factory=list)
+    timeout: float = 10.0  # seconds per request, never beyond the job's own deadline
+    max_response_size: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    auth: dict[str, str] = field(default_factory=dict)  # host -> full Authorization value; secret
+
+    def rules(self) -> HttpRules:
+        return HttpRules(
+            allowed_domains=tuple(self.allowed_domains),
+            blocked_domains=tuple(self.blocked_domains),
+            allow_ips=self.allow_ips,
+            allow_private=self.allow_private,
+            allow_http=self.allow_http,
+            allowed_ports=tuple(self.allowed_ports),
+            blocked_ports=tuple(self.blocked_ports),
+            timeout_seconds=self.timeout,
+            max_response_bytes=self.max_response_size,
+            max_redirects=self.max_redirects,
+        )
+
+
+@dataclass
+class CacheSettings:
+    backend: Literal["memory", "redis"] = "memory"
+    max_entries: int = 10_000  # memory backend: least recently used entries go first
+    url: str | None = None  # redis backend: redis://[user:password@]host:port/db; secret
+    namespace: str = "reactr"  # prefix of every key, so servers can share one Redis
+
+
+@dataclass
+class StaticSettings:
+    dir: Path | None = None  # the folder get_static_file reads from
+    max_file_size: int = 16 * 1024 * 1024
+
+
+@dataclass
+class DbSettings:
+    path: Path | None = None  # SQLite file
+    url: str | None = None  # PostgreSQL URL; secret
+    max_connections: int = 4  # PostgreSQL
+    queries: list[QueryDef] = field(default_factory=list)
+
+    @property
+    def configured(self) -> bool:
+        return self.path is not None or self.url is not None
+
+
+@dataclass
+class CapabilitiesConfig:
+    grant: list[str] = field(default_factory=lambda: ["cache"])
+    http: HttpSettings = field(default_factory=HttpSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    static: StaticSettings = field(default_factory=StaticSettings)
+    db: DbSettings = field(default_factory=DbSettings)
+
+    def redacted(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"grant": self.grant}
+        for name in ("http", "cache", "static", "db"):
+            data[name] = redact_settings(getattr(self, name))
+        return data
+
+
+HTTP = {
+    "allowed_domains": Rule(strings),
+    "blocked_domains": Rule(strings),
+    "allow_ips": Rule(boolean),
+    "allow_private": Rule(boolean),
+    "allow_http": Rule(boolean),
+    "allowed_ports": Rule(ports),
+    "blocked_ports": Rule(ports),
+    "timeout": Rule(seconds()),
+    "max_response_size": Rule(parse_size),
+    "max_redirects": Rule(integer(0, 20)),
+    "auth": Rule(string_table, secret=True),
+}
+CACHE = {
+    "backend": Rule(choice("memory", "redis")),
+    "max_entries": Rule(integer(1)),
+    "url": Rule(text, secret=True),
+    "namespace": Rule(text),
+}
+STATIC = {"dir": Rule(text), "max_file_size": Rule(parse_size)}
+DB = {"path": Rule(text), "url": Rule(text, secret=True), "max_connections": Rule(integer(1, 256))}
+SECRET_KEYS = {"auth", "url"}
+QUERY_TYPES = {kind.name.lower(): int(kind) for kind in QueryType}
+
+
+def redact_settings(settings: Any) -> dict[str, Any]:
+    """``settings`` as plain data with secrets masked and paths as strings."""
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    for key, value in values.items():
+        if key in SECRET_KEYS and value:
+            values[key] = {name: MASK for name in value} if isinstance(value, dict) else MASK
+        elif isinstance(value, Path):
+            values[key] = str(value)
+        elif key == "queries":
+            values[key] = [_query_data(query) for query in value]
+    return values
+
+
+def _query_data(query: QueryDef) -> dict[str, Any]:
+    data = asdict(query)
+    return {"name": data["name"], "type": query.type.name.lower(), "varCount": data["var_count"], "query": query.query}
+
+
+def read_capabilities(reader: Reader, raw: Any, base: Path) -> CapabilitiesConfig:
+    """The checked ``[capabilities]`` table; problems are collected in ``reader``."""
+    if not isinstance(raw, dict):
+        reader.problem("capabilities", f"must be a table ([capabilities]), got {show(raw)}")
+        return CapabilitiesConfig()
+    config = CapabilitiesConfig()
+    top = reader.table("capabilities", {k: v for k, v in raw.items() if not isinstance(v, dict)}, {"grant": _GRANT})
+    if "grant" in top:
+        config.grant = top["grant"]
+    for key, value in raw.items():
+        if not isinstance(value, dict):
+            continue
+        if key == "http":
+            config.http = HttpSettings(**reader.table("capabilities.http", value, HTTP))
+        elif key == "cache":
+            config.cache = CacheSettings(**reader.table("capabilities.cache", value, CACHE))
+        elif key == "static":
+            config.static = _static(reader, value, base)
+        elif key == "db":
+            config.db = _db(reader, value, base)
+        else:
+            reader.problem(f"capabilities.{key}", "unknown table; known: http, cache, static, db")
+    if config.cache.backend == "redis" and not config.cache.url:
+        reader.problem("capabilities.cache.url", 'is required when backend = "redis"')
+    return config
+
+
+_GRANT = Rule(grant_list)
+
+
+def _path(base: Path, value: str) -> Path:
+    return base / os.path.expanduser(value)
+
+
+def _static(reader: Reader, raw: dict[str, Any], base: Path) -> StaticSettings:
+    values = reader.table("capabilities.static", raw, STATIC)
+    if "dir" in values:
+        values["dir"] = _path(base, values["dir"])
+    return StaticSettings(**values)
+
+
+def _db(reader: Reader, raw: dict[str, Any], base: Path) -> DbSettings:
+    values = reader.table("capabilities.db", {k: v for k, v in raw.items() if k != "queries"}, DB)
+    if "path" in values:
+        values["path"] = _path(base, values["path"])
+    settings = DbSettings(**values)
+    if settings.path is not None and settings.url is not None:
+        reader.problem("capabilities.db", "set either path (SQLite) or url (PostgreSQL), not both")
+    queries = raw.get("queries", [])
+    if not isinstance(queries, list) or not all(isinstance(entry, dict) for entry in queries):
+        reader.problem("capabilities.db.queries", "must be an array of tables ([[capabilities.db.queries]])")
+        return settings
+    names: set[str] = set()
+    for index, entry in enumerate(queries):
+        where = f"capabilities.db.queries[{index}]"
+        entry = dict(entry)
+        if isinstance(entry.get("type"), str) and entry["type"].lower() in QUERY_TYPES:
+            entry["type"] = QUERY_TYPES[entry["type"].lower()]
+        try:
+            query = QueryDef.from_config(entry, where)
+        except ConfigError as error:
+            reader.problems.append(f"{reader.source}: {error}")
+            continue
+        if query.name in names:
+            reader.problem(where, f"a query named {query.name!r} is declared twice")
+        names.add(query.name)
+        settings.queries.append(query)
+    if settings.queries and not settings.configured:
+        reader.problem("capabilities.db", "queries are declared but neither path nor url is set")
+    return settings
+
+
+def http_settings_for(config: CapabilitiesConfig, overrides: dict[str, Any]) -> HttpSettings:
+    """``[capabilities.http]`` with one runnable's ``[runnables.NAME.http]`` keys over it."""
+    return replace(config.http, **overrides) if overrides else config.http
+
+
+def check_grants(reader: Reader, config: CapabilitiesConfig, grants: dict[str, list[str]]) -> None:
+    """Refuse grants of capabilities that have nothing configured behind them."""
+    needs = {"static": config.static.dir is not None, "db": config.db.configured}
+    for where, granted in grants.items():
+        for capability, ready in needs.items():
+            if capability in granted and not ready:
+                section = f"[capabilities.{capability}]"
+                reader.problem(where, f"grants {capability!r} but {section} is not configured")
