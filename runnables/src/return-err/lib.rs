@@ -1,9 +1,14 @@
 //! return-err: every job fails with RunErr {code 400, "job failed"}
 //! (the host reports `{"code":400,"message":"job failed"}`).
 
-#[path = "../common/guest.rs"]
-mod guest;
+use suborbital::runnable::{RunErr, Runnable};
 
-fn run(_input: Vec<u8>) -> Result<Vec<u8>, (i32, String)> {
-    Err((400, "job failed".to_string()))
+struct ReturnErr;
+
+impl Runnable for ReturnErr {
+    fn run(&self, _input: Vec<u8>) -> Result<Vec<u8>, RunErr> {
+        Err(RunErr::new(400, "job failed"))
+    }
 }
+
+suborbital::register_runnable!(ReturnErr);
