@@ -99,12 +99,15 @@ def cmd_new(args: argparse.Namespace) -> int:
         language.check_toolchain()
     except ToolchainMissing as error:
         print(f"before building it: {error}")
-    print(
-        "next steps:\n"
-        f"  reactr-wasm build {name} --dir {directory}      compile it into {directory / (name + '.wasm')}\n"
-        f"  reactr-wasm serve --dir {directory}             serve it; later builds are reloaded\n"
-        f"  curl -X POST 'localhost:8080/do/{name}?then=true' -d 'joe'"
-    )
+    steps = [
+        (f"reactr-wasm build {name} --dir {directory}", f"compile it into {directory / (name + '.wasm')}"),
+        (f"reactr-wasm serve --dir {directory}", "serve it on localhost:8080; each build reloads it"),
+        (f"curl -X POST 'localhost:8080/do/{name}?then=true' -d 'joe'", ""),
+    ]
+    width = max(len(command) for command, _ in steps[:2]) + 4
+    print("next steps:")
+    for command, what in steps:
+        print(f"  {command.ljust(width)}{what}".rstrip())
     return 0
 
 
@@ -113,22 +116,24 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 class _Line:
-    """One progress line per runnable: 'NAME (lang): compiling… built ...', notes on lines of their own."""
+    """One progress line per runnable: 'NAME (lang): compiling… built ...'; other notes on lines of their own."""
 
     def __init__(self, source: Source) -> None:
-        self.prefix = f"{source.name} ({source.language.name}):"
+        self.name, self.prefix = source.name, f"{source.name} ({source.language.name}):"
         self.open = True
-        sys.stdout.write(f"{self.prefix} compiling… ")
+        sys.stdout.write(f"{self.prefix} compiling…")
         sys.stdout.flush()
 
     def note(self, text: str) -> None:
+        if self.open and text.startswith(f"compiling {self.name} "):
+            return  # the language's own "compiling NAME (...)": what the open line already says
         if self.open:
             sys.stdout.write("\n")
             self.open = False
         print(f"  {text}", flush=True)
 
     def end(self, text: str) -> None:
-        print(text if self.open else f"{self.prefix} {text}", flush=True)
+        print(f" {text}" if self.open else f"{self.prefix} {text}", flush=True)
         self.open = False
 
 
