@@ -6,6 +6,8 @@ builds use the machine's toolchains (``scripts/setup-dev`` installs them).
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from reactr_wasm import cli as reactr_cli
+from reactr_wasm.tooling import rust
+
+from .conftest import ROOT, RUNNABLES
 from .test_cli import ENV, cli, free_port, post
 
 # A WAT runnable that answers a constant: cheap to rebuild with a new answer.
@@ -75,7 +80,73 @@ def text(done: subprocess.CompletedProcess[bytes]) -> tuple[int, str, str]:
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
+BUILT = re.compile(
+    r"(?P<name>[a-z0-9-]+) \((?P<lang>[a-z]+)\): compiling… built (?P<path>\S+) \(\d+(\.\d)? K?B, \d+\.\d s\)"
+)
+
+
+# --- new -> build -> serve, per language ------------------------------------------------------
+
+
+def test_a_new_rust_runnable_builds_and_serves(runnables: Path) -> None:
+    code, out, err = text(cli("new", "hello", "--lang", "rust", "--dir", str(runnables)))
+    assert code == 0, err
+    assert out.startswith(f"created {runnables}/src/hello/ (rust): lib.rs\nnext steps:\n")
+    assert f"reactr-wasm build hello --dir {runnables} " in out and f"reactr-wasm serve --dir {runnables} " in out
+    assert "curl -X POST 'localhost:8080/do/hello?then=true' -d 'joe'" in out
+
+    code, out, err = text(cli("build", "hello", "--dir", str(runnables)))
+    assert code == 0, err
+    built = BUILT.fullmatch(out.rstrip("\n"))
+    assert built and (built["name"], built["lang"], built["path"]) == ("hello", "rust", f"{runnables}/hello.wasm"), out
+
+    with serving(runnables) as base:
+        assert post(f"{base}/do/hello?then=true", b"joe") == (200, b"hello joe")
+        status, body = post(f"{base}/do/hello?then=true", b"")
+        assert (status, json.loads(body)) == (400, {"code": 400, "message": "send some input"})
+
+
 # --- build ----------------------------------------------------------------------------------
+
+
+def test_a_compile_error_shows_the_compilers_message_and_keeps_the_previous_module(runnables: Path) -> None:
+    folder = runnables / "src" / "hello"
+    folder.mkdir(parents=True)
+    (folder / "lib.rs").write_text("pub fn run() -> u32 { undefined_thing }\n")
+    previous = (RUNNABLES / "hello-echo.wasm").read_bytes()
+    (runnables / "hello.wasm").write_bytes(previous)
+
+    code, out, err = text(cli("build", "hello", "--dir", str(runnables)))
+    assert (code, out) == (1, "hello (rust): compiling… failed\n")
+    assert "error[E0425]: cannot find value `undefined_thing` in this scope" in err
+    assert "--> hello/lib.rs:1:23" in err  # the compiler's own message, with the folder's relative path
+    assert err.rstrip().endswith("reactr-wasm: 1 of 1 runnables did not build: hello")
+    assert "Traceback" not in err
+    assert (runnables / "hello.wasm").read_bytes() == previous
+    assert not list(runnables.glob(".*.partial"))
+
+
+def test_a_missing_toolchain_prints_the_install_command(
+    runnables: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("new", "hello", "--lang", "rust", "--dir", str(runnables)).returncode == 0
+    # rust.py uses Debian's rustc by its absolute path (never the rustup one on PATH): point it elsewhere.
+    monkeypatch.setattr(rust, "RUSTC", tmp_path / "no-such" / "rustc")
+    assert reactr_cli.main(["build", "hello", "--dir", str(runnables)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"reactr-wasm: {tmp_path}/no-such/rustc not found (the rustup rustc has no wasm32 std); "
+        "install it with: apt-get install -y rustc libstd-rust-dev-wasm32 lld-14\n"
+    )
+    assert not (runnables / "hello.wasm").exists()
+
+    # The same from the shell: an SDK that is not where REACTR_WASM_SDK says.
+    done = cli("build", "hello", "--dir", str(runnables), env={**ENV, "REACTR_WASM_SDK": str(tmp_path / "nowhere")})
+    code, out, err = text(done)
+    assert (code, out) == (2, "hello (rust): compiling… failed\n")
+    assert f"reactr-wasm: the rust SDK is not at {tmp_path}/nowhere/rust; point REACTR_WASM_SDK at" in err
+    assert "Traceback" not in err
 
 
 def test_building_while_a_server_watches_reloads_the_job(runnables: Path) -> None:
@@ -137,12 +208,29 @@ def test_a_folder_no_language_recognises_is_an_error_naming_it(runnables: Path) 
 # --- new ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Hello", "1st", "a b", "../up", "a/b", "x.y", "", "-x", "a" * 65, "héllo"])
-def test_new_refuses_a_bad_name(runnables: Path, name: str) -> None:
-    code, out, err = text(cli("new", "--lang", "rust", "--dir", str(runnables), "--", name))
-    assert (code, out) == (2, "")
-    assert err.startswith(f"reactr-wasm: bad runnable name {name!r}: use 1-64 lower-case letters"), err
+def test_new_refuses_a_bad_name(runnables: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ["Hello", "1st", "a b", "../up", "a/b", "x.y", "", "-x", "a" * 65, "héllo", "hello?then=true"]:
+        assert reactr_cli.main(["new", "--lang", "rust", "--dir", str(runnables), "--", name]) == 2
+        out, err = capsys.readouterr()
+        assert (out, err.count("\n")) == ("", 1)
+        assert err.startswith(f"reactr-wasm: bad runnable name {name!r}: use 1-64 lower-case letters"), err
     assert not (runnables / "src").exists()
+
+
+def test_new_refuses_a_taken_name(runnables: Path) -> None:
+    (runnables / "src" / "taken").mkdir(parents=True)
+    (runnables / "src" / "taken" / "lib.rs").write_text("// mine\n")
+    code, out, err = text(cli("new", "taken", "--lang", "rust", "--dir", str(runnables)))
+    assert (code, out) == (2, "")
+    assert (
+        err == f"reactr-wasm: {runnables}/src/taken already exists and is not empty: pick another name or remove it\n"
+    )
+    assert (runnables / "src" / "taken" / "lib.rs").read_text() == "// mine\n"
+
+    (runnables / "prebuilt.wasm").write_bytes(b"\0asm")
+    code, _, err = text(cli("new", "prebuilt", "--lang", "rust", "--dir", str(runnables)))
+    assert code == 2 and f"{runnables}/prebuilt.wasm already exists: building 'prebuilt' would replace it" in err
+    assert not (runnables / "src" / "prebuilt").exists()
 
 
 def test_new_offers_only_languages_with_a_starter(runnables: Path) -> None:

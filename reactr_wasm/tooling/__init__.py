@@ -7,16 +7,11 @@
 from __future__ import annotations
 
 from .base import BuildFailed, Language, ToolchainMissing
+from .rust import RUST
 from .wat import WAT
 
-_languages: list[Language] = []
-try:  # TEMPORARY while the language modules are being written
-    from .rust import RUST  # type: ignore[import-not-found, unused-ignore]
-
-    _languages.append(RUST)
-except ImportError:
-    pass
-try:
+_languages: list[Language] = [RUST]
+try:  # TEMPORARY while the AssemblyScript module is being written
     from .assemblyscript import ASSEMBLYSCRIPT  # type: ignore[import-not-found, unused-ignore]
 
     _languages.append(ASSEMBLYSCRIPT)
