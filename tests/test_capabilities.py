@@ -455,3 +455,16 @@ def test_redacted_config_masks_capability_secrets_and_round_trips(tmp_path: Path
 
 def test_default_config_grants_only_the_cache() -> None:
     assert Config().grants("anything") == ["cache"]
+
+
+def test_the_readme_capabilities_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Capabilities", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "reactr.toml"
+    path.write_text(example)
+    config = load_config(path, env={"GITHUB_TOKEN": "t", "REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert config.grants("fetch") == ["http", "cache"] and config.grants("hash") == ["cache"]
+    assert [query.name for query in config.capabilities.db.queries] == ["AddUser", "GetUser"]
+    assert config.capabilities.http.auth == {"api.github.com": "Bearer t"}
+    assert config.capabilities.static.dir == tmp_path / "static"

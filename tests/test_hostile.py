@@ -50,6 +50,7 @@ def test_trap_fails_the_job_and_the_instance_is_not_reused(engine: WasmEngine) -
         ("missing-memory", "missing export 'memory'"),
         ("missing-allocate", "missing export 'allocate'"),
         ("unknown-import", "imports unknown function 'env.not_a_reactr_function'"),
+        ("legacy-fetch", "imports 'env.fetch_url' with another signature than the ABI's (6 i32 -> 1 i32)"),
     ],
 )
 def test_broken_modules_are_refused_with_the_reason(engine: WasmEngine, module: str, reason: str) -> None:

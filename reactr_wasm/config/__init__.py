@@ -297,7 +297,7 @@ def _is_table_array(value: Any) -> bool:
 def _dump_table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> None:
     scalars = {k: v for k, v in table.items() if v is not None and not isinstance(v, dict) and not _is_table_array(v)}
     nested = {k: v for k, v in table.items() if isinstance(v, dict)}
-    if path and (scalars or not nested):
+    if path and (scalars or not nested) and (table or len(path) > 1):  # no empty top-level [runnables]
         lines += ["", f"[{'.'.join(path)}]"]
     lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
     for key, value in table.items():

@@ -24,6 +24,7 @@ from ..capabilities.errors import CapabilityError
 from ..capabilities.grants import NONE, Capabilities
 from ..errors import HostCallError, ReactrError, RunErr
 from . import _raw
+from .module import HOST_FUNCTIONS
 from .request import CoordinatedRequest, FieldError
 
 log = logging.getLogger("reactr_wasm.guest")
@@ -129,24 +130,8 @@ class HostCalls:
             _raw.define_raw_func(linker, "env", f"{name}_swift", params + 2, results, _drop_two(func))
 
     def _table(self) -> dict[str, tuple[int, int, Callable[..., int | None]]]:
-        return {
-            "return_result": (3, 0, self.return_result),
-            "return_error": (4, 0, self.return_error),
-            "return_abort": (7, 0, self.return_abort),
-            "get_ffi_result": (2, 1, self.get_ffi_result),
-            "add_ffi_var": (5, 1, self.add_ffi_var),
-            "log_msg": (4, 0, self.log_msg),
-            "request_get_field": (4, 1, self.request_get_field),
-            "request_set_field": (6, 1, self.request_set_field),
-            "resp_set_header": (5, 0, self.resp_set_header),
-            "cache_set": (6, 1, self.cache_set),
-            "cache_get": (3, 1, self.cache_get),
-            "fetch_url": (6, 1, self.fetch_url),
-            "graphql_query": (5, 1, self.graphql_query),
-            "get_static_file": (3, 1, self.get_static_file),
-            "db_exec": (4, 1, self.db_exec),
-            "run_job": (5, 1, self.run_job),
-        }
+        """Every host function with its (params, results) from the ABI table in ``module.py``."""
+        return {name: (params, results, getattr(self, name)) for name, (params, results, _) in HOST_FUNCTIONS.items()}
 
     def _job(self, ident: int, function: str) -> JobContext | None:
         job = self.current.job

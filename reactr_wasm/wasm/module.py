@@ -22,25 +22,27 @@ WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 REQUIRED_EXPORTS = {"allocate": (1, 1), "run_e": (3, 0)}
 OPTIONAL_EXPORTS = {"deallocate": (2, 0), "_start": (0, 0), "init": (0, 0)}
 
-# env imports the engine links, and the capability each one needs.
-HOST_FUNCTIONS = {
-    "return_result": None,
-    "return_error": None,
-    "return_abort": None,
-    "get_ffi_result": None,
-    "add_ffi_var": "db",
-    "log_msg": "log",
-    "request_get_field": "request",
-    "request_set_field": "request",
-    "resp_set_header": "request",
-    "cache_set": "cache",
-    "cache_get": "cache",
-    "fetch_url": "http",
-    "graphql_query": "graphql",
-    "get_static_file": "file",
-    "db_exec": "db",
-    "run_job": None,  # reactr-wasm's own extension: chain a job
+# env imports the engine links: (params, results), all i32, and the capability each one
+# belongs to (the grant names of the config, plus "log" and "request", which need none).
+HOST_FUNCTIONS: dict[str, tuple[int, int, str | None]] = {
+    "return_result": (3, 0, None),
+    "return_error": (4, 0, None),
+    "return_abort": (7, 0, None),
+    "get_ffi_result": (2, 1, None),
+    "add_ffi_var": (5, 1, "db"),
+    "log_msg": (4, 0, "log"),
+    "request_get_field": (4, 1, "request"),
+    "request_set_field": (6, 1, "request"),
+    "resp_set_header": (5, 0, "request"),
+    "cache_set": (6, 1, "cache"),
+    "cache_get": (3, 1, "cache"),
+    "fetch_url": (6, 1, "http"),
+    "graphql_query": (5, 1, "graphql"),
+    "get_static_file": (3, 1, "static"),
+    "db_exec": (4, 1, "db"),
+    "run_job": (5, 1, None),  # reactr-wasm's own extension: chain a job
 }
+SWIFT_EXTRA = 2  # the *_swift twins take two context registers after ident
 WASI_MODULES = {"wasi_snapshot_preview1", "wasi_unstable"}
 # Host functions whose effects reach beyond the job (another job, the network,
 # shared state). A module without them can be stopped and run again from
@@ -93,11 +95,19 @@ def check_abi(module: Module) -> ModuleInfo:
         imports.append(label)
         if item.module in WASI_MODULES:
             continue
-        base = (item.name or "").removesuffix("_swift")
+        name = item.name or ""
+        base = name.removesuffix("_swift")
         if item.module != "env" or base not in HOST_FUNCTIONS:
             problems.append(f"imports unknown function '{label}'")
             continue
-        capability = HOST_FUNCTIONS[base]
+        params, results, capability = HOST_FUNCTIONS[base]
+        wanted = (params + (SWIFT_EXTRA if name != base else 0), results)
+        if _signature(item.type) != wanted:
+            problems.append(
+                f"imports '{label}' with another signature than the ABI's ({wanted[0]} i32 -> {wanted[1]} i32);"
+                " the pre-v0.9 destination-buffer functions are not supported"
+            )
+            continue
         if capability:
             capabilities.add(capability)
     effects = {i.name.removesuffix("_swift") for i in module.imports if i.module == "env" and i.name} & SIDE_EFFECTS
