@@ -29,7 +29,7 @@ from .capabilities.graphql import GraphQLClient
 from .capabilities.http import HttpClient
 from .capabilities.static import StaticFiles
 from .config import Config
-from .config.capabilities import HttpSettings, http_settings_for
+from .config.capabilities import CAPABILITIES, HttpSettings, http_settings_for
 from .errors import ConfigError
 from .scheduler.reactr import Reactr
 from .server.watch import RunnableFolder
@@ -153,6 +153,17 @@ def register_wasm(
     runnable = reactr.engine.load(
         name, wasm, source=str(path), limits=limits, isolation=own.isolation, capabilities=capabilities
     )
+    if capabilities is not None:
+        missing = sorted(set(runnable.info.capabilities) & set(CAPABILITIES) - set(capabilities.granted()))
+        if missing:
+            log.warning(
+                "runnable '%s' (%s) uses %s but is not granted it; those calls will be refused "
+                "(grant with [runnables.%s] capabilities = [...])",
+                name,
+                path,
+                ", ".join(missing),
+                name,
+            )
     reactr.register(
         name,
         runnable,

@@ -145,6 +145,18 @@ async def test_check_refuses_plain_http_when_asked_to() -> None:
     assert await callbacks.check("https://127.0.0.1:9/hook") == URL("https://127.0.0.1:9/hook")
 
 
+async def test_check_applies_the_domain_rules_of_fetch() -> None:
+    config = CallbackConfig(
+        allow_private=True, allowed_domains=["*.example.com", "localhost"], blocked_domains=["bad.example.com"]
+    )
+    callbacks = Callbacks(config)
+    assert await callbacks.check("http://localhost:9/hook") == URL("http://localhost:9/hook")
+    with pytest.raises(CallbackRefused, match=r"bad\.example\.com: the domain is blocked"):
+        await callbacks.check("https://bad.example.com/hook")
+    with pytest.raises(CallbackRefused, match=r"other\.org: the domain is not in callbacks\.allowed_domains"):
+        await callbacks.check("https://other.org/hook")
+
+
 # --- bodies and signatures ------------------------------------------------------------------
 
 
@@ -166,13 +178,23 @@ def done(value: object = None, error: BaseException | None = None) -> Result:
         (done(None), b"", "application/octet-stream", "success"),
         (
             done(CoordinatedResponse(b"{}", {"Content-Type": "application/json", "X-A": "b"})),
-            b"{}", "application/json", "success",
+            b"{}",
+            "application/json",
+            "success",
         ),
-        (done(error=RunErr(400, "job failed")), b'job_err_result: {"code":400,"message":"job failed"}',
-         "application/octet-stream", "error"),
+        (
+            done(error=RunErr(400, "job failed")),
+            b'job_err_result: {"code":400,"message":"job failed"}',
+            "application/octet-stream",
+            "error",
+        ),
         (done(error=JobTimeout()), b"job_err_result: job timeout", "application/octet-stream", "error"),
-        (done(error=ExecutionError("wasm execution error: failed to wasmFunc: unreachable")),
-         b"job_err_result: wasm execution error: failed to wasmFunc: unreachable", "application/octet-stream", "error"),
+        (
+            done(error=ExecutionError("wasm execution error: failed to wasmFunc: unreachable")),
+            b"job_err_result: wasm execution error: failed to wasmFunc: unreachable",
+            "application/octet-stream",
+            "error",
+        ),
         (done({1j}), None, "application/octet-stream", "error"),
     ],
 )

@@ -468,3 +468,16 @@ def test_the_readme_capabilities_example_loads(tmp_path: Path) -> None:
     assert [query.name for query in config.capabilities.db.queries] == ["AddUser", "GetUser"]
     assert config.capabilities.http.auth == {"api.github.com": "Bearer t"}
     assert config.capabilities.static.dir == tmp_path / "static"
+
+
+async def test_loading_warns_about_capabilities_used_but_not_granted(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="reactr_wasm.compose"):
+        await serve(
+            '[runnables.other]\ncapabilities = ["http", "graphql", "static", "db", "cache"]\n'
+            '[capabilities.static]\ndir = "."\n[capabilities.db]\npath = "x.db"\n'
+        )
+    assert "runnable 'caller' (" in caplog.text
+    assert "uses db, graphql, http, static but is not granted it" in caplog.text
+    assert "runnable 'other'" not in caplog.text

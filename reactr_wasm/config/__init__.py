@@ -98,6 +98,8 @@ class LimitsConfig:
 class CallbackConfig:
     allow_private: bool = False  # loopback, private, link-local, metadata ranges
     allow_http: bool = True
+    allowed_domains: list[str] = field(default_factory=list)  # empty: any; "*.example.com" patterns
+    blocked_domains: list[str] = field(default_factory=list)
     secret: str | None = None  # HMAC-SHA256 key for X-Reactr-Signature
     attempts: int = 5
     timeout: float = 5.0  # seconds per attempt
@@ -181,6 +183,8 @@ LIMITS = {
 CALLBACKS = {
     "allow_private": Rule(boolean),
     "allow_http": Rule(boolean),
+    "allowed_domains": Rule(strings),
+    "blocked_domains": Rule(strings),
     "secret": Rule(text, secret=True),
     "attempts": Rule(integer(1, 100)),
     "timeout": Rule(seconds()),

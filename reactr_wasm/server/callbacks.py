@@ -43,6 +43,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
 from ..scheduler.job import Result
 from ..wasm.runnable import CoordinatedResponse
@@ -192,6 +193,7 @@ class Callbacks:
         """The parsed URL, or CallbackRefused naming the reason."""
         try:
             parsed = URL(url)
+            self._check_domain(parsed)
             await check_url(
                 parsed, allow_http=self.config.allow_http, allow_private=self.config.allow_private,
                 timeout=self.config.timeout,
@@ -199,6 +201,15 @@ class Callbacks:
         except (ValueError, DestinationRefused) as error:
             raise CallbackRefused(f"callback URL refused: {error}") from None
         return parsed
+
+    def _check_domain(self, url: URL) -> None:
+        """The domain rules of ``fetch_url``, on the callback's host name."""
+        host = (url.host or "").lower().rstrip(".")
+        if any(match_domain(pattern.lower(), host) for pattern in self.config.blocked_domains):
+            raise DestinationRefused(f"{host}: the domain is blocked")
+        allowed = self.config.allowed_domains
+        if allowed and not any(match_domain(pattern.lower(), host) for pattern in allowed):
+            raise DestinationRefused(f"{host}: the domain is not in callbacks.allowed_domains")
 
     def deliver(self, url: URL, result: Result) -> asyncio.Task[bool]:
         """Post ``result`` to ``url`` once the job is done; returns the delivery task.
