@@ -106,6 +106,23 @@ def test_a_new_rust_runnable_builds_and_serves(runnables: Path) -> None:
         assert (status, json.loads(body)) == (400, {"code": 400, "message": "send some input"})
 
 
+def test_a_new_assemblyscript_runnable_builds_and_serves(runnables: Path) -> None:
+    code, out, err = text(cli("new", "greet", "--lang", "assemblyscript", "--dir", str(runnables)))
+    assert code == 0, err
+    assert out.startswith(f"created {runnables}/src/greet/ (assemblyscript): index.ts\nnext steps:\n")
+    assert f"reactr-wasm build greet --dir {runnables} " in out
+
+    code, out, err = text(cli("build", "greet", "--dir", str(runnables)))
+    assert code == 0, err
+    built = BUILT.fullmatch(out.rstrip("\n"))
+    assert built and (built["name"], built["lang"]) == ("greet", "assemblyscript"), out
+
+    with serving(runnables) as base:
+        assert post(f"{base}/do/greet?then=true", b"joe") == (200, b"hello joe")
+        status, body = post(f"{base}/do/greet?then=true", b"")
+        assert (status, json.loads(body)) == (400, {"code": 400, "message": "send a name as the input"})
+
+
 # --- build ----------------------------------------------------------------------------------
 
 
@@ -126,7 +143,18 @@ def test_a_compile_error_shows_the_compilers_message_and_keeps_the_previous_modu
     assert not list(runnables.glob(".*.partial"))
 
 
-def test_a_missing_toolchain_prints_the_install_command(
+def test_a_missing_node_prints_the_install_command(runnables: Path, tmp_path: Path) -> None:
+    assert cli("new", "greet", "--lang", "assemblyscript", "--dir", str(runnables)).returncode == 0
+    (tmp_path / "bin").mkdir()
+    code, out, err = text(cli("build", "--all", "--dir", str(runnables), env={**ENV, "PATH": str(tmp_path / "bin")}))
+    assert (code, out) == (2, "")
+    assert err == (
+        "reactr-wasm: AssemblyScript needs Node.js, which is not on PATH; install it: apt-get install -y nodejs npm\n"
+    )
+    assert not (runnables / "greet.wasm").exists()
+
+
+def test_a_missing_rust_toolchain_prints_the_install_command(
     runnables: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli("new", "hello", "--lang", "rust", "--dir", str(runnables)).returncode == 0
