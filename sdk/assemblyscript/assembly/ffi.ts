@@ -1,9 +1,13 @@
 // The FFI-result protocol and the few helpers every module of the SDK shares.
 
 import { get_ffi_result } from "./env";
+import { toString } from "./util";
 
 /** What every Reactr SDK says when the host failed without an error text. */
 export const UNKNOWN_HOST_ERROR = "unknown error returned from host";
+
+/** The code a host error carries when a runnable passes it on: `returnError(result.code, ...)`. */
+export const HOST_ERROR_CODE: i32 = 1;
 
 let currentIdent: i32 = 0;
 
@@ -37,14 +41,19 @@ export class Result {
     public readonly value: ArrayBuffer,
     /** The host's error text (e.g. `capability is not enabled`), or null on success. */
     public readonly error: string | null,
+    /**
+     * The error's code: HOST_ERROR_CODE for host failures, the chained runnable's own code for
+     * `runJob` errors; 0 on success.
+     */
+    public readonly code: i32 = 0,
   ) {}
 
   static ok(value: ArrayBuffer): Result {
-    return new Result(value, null);
+    return new Result(value, null, 0);
   }
 
-  static err(message: string): Result {
-    return new Result(new ArrayBuffer(0), message);
+  static err(message: string, code: i32 = HOST_ERROR_CODE): Result {
+    return new Result(new ArrayBuffer(0), message, code);
   }
 
   get ok(): bool {
@@ -55,9 +64,9 @@ export class Result {
     return this.error !== null;
   }
 
-  /** The value decoded as UTF-8 ("" on an error). */
+  /** The value decoded as UTF-8, invalid sequences as U+FFFD ("" on an error). */
   text(): string {
-    return String.UTF8.decode(this.value);
+    return toString(this.value);
   }
 
   /** The error text, "" on success. */
@@ -66,10 +75,10 @@ export class Result {
     return error === null ? "" : error;
   }
 
-  /** The value; an error aborts the job with the error text. */
+  /** The value; an error aborts the job with the error text (`runnable abort: <error>; ...`). */
   unwrap(): ArrayBuffer {
     const error = this.error;
-    if (error !== null) abort(error);
+    if (error !== null) throw new Error(error);
     return this.value;
   }
 }
@@ -86,6 +95,6 @@ export function collect(size: i32): Result {
   if (get_ffi_result(changetype<usize>(buffer), currentIdent) != 0) {
     return Result.err(UNKNOWN_HOST_ERROR);
   }
-  if (size < 0) return Result.err(String.UTF8.decode(buffer));
+  if (size < 0) return Result.err(toString(buffer));
   return Result.ok(buffer);
 }

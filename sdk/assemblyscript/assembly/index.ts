@@ -9,7 +9,7 @@
 // See README.md for the whole API.
 
 export { abortHandler, allocate, deallocate, returnError, run_e, RunFunction, useRunnable } from "./runnable";
-export { ident, Result, UNKNOWN_HOST_ERROR } from "./ffi";
+export { HOST_ERROR_CODE, ident, Result, UNKNOWN_HOST_ERROR } from "./ffi";
 export * from "./req";
 export * from "./resp";
 export * from "./http";
