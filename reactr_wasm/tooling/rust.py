@@ -199,12 +199,14 @@ def build(src: Path, out: Path, progress: Progress) -> None:
     rlib = sdk_rlib(target, progress)
     name = crate_name(src)
     progress(f"compiling {src.name} (rust, {target})")
+    shown = src.name if "=" not in src.name else name  # rustc splits FROM=TO at the last '='
+
     args = [
         *_RUNNABLE,
         "--target", target,
         "--crate-name", name,
         "--extern", f"suborbital={rlib}",
-        f"--remap-path-prefix={src.resolve()}={src.name}",
+        f"--remap-path-prefix={src.resolve()}={shown}",
         f"--remap-path-prefix={rlib.parent}=suborbital",
         "-o", str(out),
         str(src.resolve() / "lib.rs"),

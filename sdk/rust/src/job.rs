@@ -22,7 +22,7 @@ fn parse_run_err(text: &str) -> Option<RunErr> {
     parser.eat("{")?;
     let (mut code, mut message) = (0, String::new());
     let mut first = true;
-    while !parser.eat("}").is_some() {
+    while parser.eat("}").is_none() {
         if !first {
             parser.eat(",")?;
         }
