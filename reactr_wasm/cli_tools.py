@@ -177,11 +177,11 @@ def _build_one(source: Source, args: argparse.Namespace) -> int:
         line.end("failed")
         print(str(error).rstrip(), file=sys.stderr)
         return EXIT_FAILED
-    except ToolchainMissing as error:
+    except (ToolchainMissing, OSError) as error:  # OSError: the folder is not writable, a tool vanished
         line.end("failed")
-        _error(str(error))
+        _error(str(error) if isinstance(error, ToolchainMissing) else f"{source.name}: {error}")
         return EXIT_USAGE
-    line.end("same as committed" if mismatch is None else "DIFFERS")
+    line.end(f"same as {args.dir / source.name}.wasm" if mismatch is None else "DIFFERS")
     if mismatch is None:
         return 0
     _error(mismatch)

@@ -199,15 +199,17 @@ def test_check_detects_a_module_that_differs_from_its_source(runnables: Path) ->
     code, out, _ = text(cli("build", "--all", "--check", "--dir", str(runnables)))
     assert code == 0
     assert out.splitlines() == [
-        "answer (wat): compiling… same as committed",
-        "other (wat): compiling… same as committed",
+        f"answer (wat): compiling… same as {runnables}/answer.wasm",
+        f"other (wat): compiling… same as {runnables}/other.wasm",
     ]
 
     write_constant(runnables, "answer", "v2")  # the source moved on; answer.wasm was not rebuilt
     before = (runnables / "answer.wasm").read_bytes()
     code, out, err = text(cli("build", "--all", "--check", "--dir", str(runnables)))
     assert code == 1
-    assert "answer (wat): compiling… DIFFERS" in out and "other (wat): compiling… same as committed" in out
+    assert (
+        "answer (wat): compiling… DIFFERS" in out and f"other (wat): compiling… same as {runnables}/other.wasm" in out
+    )
     assert f"reactr-wasm: {runnables}/answer.wasm differs from a fresh build of" in err
     assert err.rstrip().endswith("1 of 2 runnables differ from their sources or did not build: answer")
     assert (runnables / "answer.wasm").read_bytes() == before  # --check changes nothing
