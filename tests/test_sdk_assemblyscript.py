@@ -603,9 +603,7 @@ def sdk_copy(destination: Path) -> Path:
     return destination
 
 
-def test_build_is_byte_identical_wherever_the_sources_are(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guests: dict[str, bytes]
-) -> None:
+def test_build_is_byte_identical_wherever_the_sources_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REACTR_WASM_SDK", str(sdk_copy(tmp_path / "elsewhere" / "sdk")))
     source = tmp_path / "elsewhere" / "deeper" / "transform-as"
     source.mkdir(parents=True)
@@ -615,7 +613,7 @@ def test_build_is_byte_identical_wherever_the_sources_are(
 
 
 async def test_scaffold_builds_and_serves(
-    tmp_path: Path, reactr: Reactr, start: Callable[..., Awaitable[Client]], guests: dict[str, bytes]
+    tmp_path: Path, reactr: Reactr, start: Callable[..., Awaitable[Client]]
 ) -> None:
     folder = tmp_path / "greeter"
     folder.mkdir()
@@ -631,7 +629,7 @@ async def test_scaffold_builds_and_serves(
     assert await error(client, "greeter", "") == (400, {"code": 400, "message": "send a name as the input"})
 
 
-def test_compiler_errors_are_build_failed(tmp_path: Path, guests: dict[str, bytes]) -> None:
+def test_compiler_errors_are_build_failed(tmp_path: Path) -> None:
     source = tmp_path / "broken"
     source.mkdir()
     (source / "index.ts").write_text('import { useRunnable } from "@suborbital/suborbital";\nconst x: i32 = "text";\n')
