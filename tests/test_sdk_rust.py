@@ -145,6 +145,8 @@ async def test_echo_error_codes_and_registration(reactr: Reactr, start: Start, g
     client = await start()
 
     assert await ok(client, "probe", "echo\nline one\nline two") == b"line one\nline two"
+    big = bytes(range(256)) * 4096  # 1 MiB, every byte value
+    assert await ok(client, "hello-echo", big) == b"hello " + big
     # Reactr's own template (its `_start` calling use_runnable) builds unchanged: hello-echo.
     assert await ok(client, "hello-echo", "joe") == b"hello joe"
     assert await error(client, "probe", "fail\n418\nI'm a teapot") == (418, {"code": 418, "message": "I'm a teapot"})
@@ -201,8 +203,8 @@ async def test_request_setters_change_what_later_reads_see(
     assert (fields["url_param"], fields["state"]) == ("7", "changed")
     assert json.loads(fields["body_raw"]) == {"name": "field"} and fields["body_field"] == "field"
 
-    status, _, _ = await do(client, "probe", "req-set")
-    assert status == 500  # no request to change: the HostErr passes through `?`
+    # No request to change: the HostErr passes through `?` as code 1.
+    assert await error(client, "probe", "req-set") == (500, {"code": 1, "message": "unknown error returned from host"})
 
 
 async def test_response_headers(reactr: Reactr, start: Start, guests: dict[str, bytes]) -> None:
