@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reactr_wasm import CoordinatedResponse, JobCancelled, Limits, RunErr, WasmEngine
-from reactr_wasm.wasm.hostcalls import RunControl
+from reactr_wasm.wasm.context import RunControl
 
 from .conftest import wat_module
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import JobCancelled, JobTimeout, ReactrError
-from ..wasm.hostcalls import RunControl
+from ..wasm.context import RunControl
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 RESULT_ID_LENGTH = 24

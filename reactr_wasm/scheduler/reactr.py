@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from ..capabilities.cache import Cache, MemoryCache
 from ..capabilities.grants import Capabilities
 from ..errors import ReactrError, RunnableNotFound
+from ..wasm.context import RunControl
 from ..wasm.engine import WasmEngine
-from ..wasm.hostcalls import RunControl
 from ..wasm.instance import Limits
 from ..wasm.pool import Isolation
 from ..wasm.runnable import CoordinatedResponse, WasmRunnable

@@ -11,7 +11,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from ..errors import InlineBudgetExceeded, JobTimeout, QueueFull, ReactrError
-from ..wasm.hostcalls import RunControl
+from ..wasm.context import RunControl
 from .deadlines import DeadlineWatcher
 from .group import Group
 from .job import Job, JobStatus, Result

@@ -10,8 +10,9 @@ from wasmtime import Engine, Func, Instance, InstancePre, Memory, Store, WasiCon
 
 from ..errors import ModuleError
 from . import _raw
+from .context import JobContext
 from .driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
-from .hostcalls import HostCalls, JobContext
+from .hostcalls import HostCalls
 
 _keys = itertools.count(1)
 _EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end

@@ -10,8 +10,9 @@ from wasmtime import Engine, InstancePre
 
 from ..capabilities.grants import NONE, Capabilities
 from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
+from .context import JobContext, RunControl
 from .driver import Drivers
-from .hostcalls import HostCalls, JobContext, RunControl
+from .hostcalls import HostCalls
 from .instance import OVER_BUDGET, Limits, SetupError
 from .module import ModuleInfo
 from .pool import InstancePool, Isolation

@@ -1,0 +1,80 @@
+"""What one job run carries through the host functions: its context and its run control."""
+
+from __future__ import annotations
+
+import time
+
+from ..capabilities.grants import NONE, Capabilities
+from ..errors import RunErr
+from .request import CoordinatedRequest
+
+
+class JobContext:
+    """What host functions may see and change while one job runs."""
+
+    __slots__ = (
+        "bad_idents",
+        "capabilities",
+        "control",
+        "error",
+        "ffi_vars",
+        "ident",
+        "max_output",
+        "output",
+        "pending",
+        "request",
+        "result_id",
+        "runnable",
+    )
+
+    def __init__(
+        self,
+        ident: int,
+        runnable: str,
+        result_id: str,
+        request: CoordinatedRequest | None,
+        control: RunControl,
+        max_output: int,
+        capabilities: Capabilities = NONE,
+    ) -> None:
+        self.ident, self.runnable, self.result_id = ident, runnable, result_id
+        self.request, self.control, self.max_output = request, control, max_output
+        self.capabilities = capabilities
+        self.output: bytes | None = None
+        self.error: RunErr | None = None
+        self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
+        self.ffi_vars: list[str] = []
+        self.bad_idents = 0  # host calls made with another job's ident, refused
+
+
+class RunControl:
+    """Deadline and cancel flag of one job run, shared with whoever may cancel it.
+
+    The engine reads both on every epoch tick while the guest runs. A job run
+    for a guest's ``run_job`` call has the caller's control as ``parent``: it
+    shares its deadline, stops when the caller is cancelled, and is one level
+    deeper in the chain.
+    """
+
+    __slots__ = ("budget", "cancelled", "deadline", "depth", "parent")
+
+    def __init__(self, deadline: float = float("inf"), parent: RunControl | None = None) -> None:
+        self.deadline = deadline
+        self.budget = float("inf")  # an inline run stops here and restarts elsewhere
+        self.cancelled = False
+        self.parent = parent
+        self.depth: int = parent.depth + 1 if parent is not None else 0
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (at least a millisecond), or None without one."""
+        if self.deadline == float("inf"):
+            return None
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def is_cancelled(self) -> bool:
+        control: RunControl | None = self
+        while control is not None:
+            if control.cancelled:
+                return True
+            control = control.parent
+        return False
