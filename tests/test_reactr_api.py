@@ -212,6 +212,28 @@ def test_wasm_guest_chains_a_job_through_run_job(reactr: Reactr) -> None:
     assert nested.endswith(b"job chain depth limit (8) reached")
 
 
+def test_run_job_gets_values_encoded_as_http_answers_and_follows_groups(reactr: Reactr) -> None:
+    reactr.register("chain", reactr.engine.load("chain", wasmtime.wat2wasm(CHAIN_WAT)))
+    reactr.register("upper", lambda job, ctx: job.payload().upper())
+    reactr.register("json", lambda job, ctx: {"name": "Zoë"})
+
+    def fails(job: Job, ctx: Ctx) -> Any:
+        raise RunErr(409, "conflict")
+
+    reactr.register("fails", fails)
+
+    def fan_out(job: Job, ctx: Ctx) -> Group:
+        group = Group()
+        group.add(ctx.do(Job("upper", b"a")))
+        group.add(ctx.do(Job(job.payload().decode(), b"b")))
+        return group
+
+    reactr.register("fan-out", fan_out)
+    assert reactr.do("chain", b"json:x").then(timeout=5) == '{"name":"Zoë"}'.encode()  # not ASCII-escaped
+    assert reactr.do("chain", b"fan-out:upper").then(timeout=5) == b"", "a Group settles to no value"
+    assert reactr.do("chain", b"fan-out:fails").then(timeout=5) == b'error: {"code":409,"message":"conflict"}'
+
+
 def test_close_gives_up_on_a_python_runnable_that_never_returns() -> None:
     release = threading.Event()
     reactr = Reactr()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -12,15 +11,17 @@ from typing import Any, Protocol
 
 from ..capabilities.cache import Cache, MemoryCache
 from ..capabilities.grants import Capabilities
-from ..errors import ReactrError, RunnableNotFound
+from ..errors import JobTimeout, ReactrError, RunnableNotFound
 from ..wasm.context import RunControl
 from ..wasm.engine import WasmEngine
 from ..wasm.instance import Limits
 from ..wasm.pool import Isolation
-from ..wasm.runnable import CoordinatedResponse, WasmRunnable
+from ..wasm.runnable import WasmRunnable
 from .deadlines import DeadlineWatcher
+from .group import Group
 from .job import Job, Result
 from .schedule import Schedule, Scheduler
+from .values import value_bytes
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -267,9 +268,19 @@ class Reactr:
         result.control = RunControl(parent.deadline, parent)
         result._mark_running()
         value = worker.target.execute(result.job, result)
-        while isinstance(value, Result):  # a Python runnable chained further
+        while isinstance(value, (Result, Group)):  # a Python runnable chained further
             left = parent.deadline - time.monotonic()
-            value = value.then(max(0.0, left) if left != float("inf") else None)
+            wait = max(0.0, left) if left != float("inf") else None
+            if isinstance(value, Group):
+                try:
+                    error = value.wait_blocking(wait)  # a Group settles to None, or its first error
+                except TimeoutError:
+                    raise JobTimeout() from None
+                if error is not None:
+                    raise error if isinstance(error, ReactrError) else ReactrError(str(error))
+                value = None
+            else:
+                value = value.then(wait)
         return _as_bytes(value)
 
     # --- autoscale -------------------------------------------------------------------------
@@ -320,16 +331,8 @@ class Reactr:
 
 
 def _as_bytes(value: Any) -> bytes:
-    """What a guest receives from a nested job's value."""
-    if isinstance(value, CoordinatedResponse):
-        return value.output
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, str):
-        return value.encode()
-    if value is None:
-        return b""
+    """What a guest receives from a nested job's value (the HTTP body rules)."""
     try:
-        return json.dumps(value, separators=(",", ":")).encode()
+        return value_bytes(value)
     except (TypeError, ValueError) as error:
         raise ReactrError(f"result is not bytes, text or JSON: {error}") from None

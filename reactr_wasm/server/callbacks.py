@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import random
 import time
@@ -46,6 +45,7 @@ from yarl import URL
 from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
 from ..scheduler.job import Result
+from ..scheduler.values import value_bytes
 from ..wasm.runnable import CoordinatedResponse
 from .netrules import DestinationRefused, GuardedResolver, check_url, guarded_socket_factory
 
@@ -81,19 +81,18 @@ def encode_value(value: Any) -> tuple[bytes, str | None, dict[str, str] | None]:
     None -> empty; anything else -> JSON. Raises TypeError/ValueError for a
     value JSON cannot encode.
     """
+    body = value_bytes(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value), OCTET, None
+        return body, OCTET, None
     if isinstance(value, CoordinatedResponse):
         headers = response_headers(value.resp_headers)
         content_type = OCTET
         for name in [name for name in headers if name.lower() == "content-type"]:
             content_type = headers.pop(name)
-        return value.output, content_type, headers or None
+        return body, content_type, headers or None
     if isinstance(value, str):
-        return value.encode(), TEXT, None
-    if value is None:
-        return b"", None, None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(), JSON, None
+        return body, TEXT, None
+    return body, (None if value is None else JSON), None
 
 
 def response_headers(headers: dict[str, str]) -> dict[str, str]:
