@@ -17,6 +17,7 @@ leaves nothing behind). The cache is keyed by content hash and wasmtime version.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,8 @@ from .capabilities.db import Database, SQLiteDatabase
 from .capabilities.grants import Capabilities
 from .capabilities.graphql import GraphQLClient
 from .capabilities.http import HttpClient
+from .capabilities.http_loop import BackgroundLoop
+from .capabilities.http_rules import HttpRules
 from .capabilities.static import StaticFiles
 from .config import Config
 from .config.capabilities import CAPABILITIES, HttpSettings, http_settings_for
@@ -64,18 +67,45 @@ def limits_for(config: Config, name: str) -> Limits:
 
 @dataclass
 class Backends:
-    """The capability backends of one server, shared by all its runnables. Close when done."""
+    """The capability backends of one server, shared by all its runnables. Close when done.
+
+    ``loop`` runs every HTTP client of the server (``http`` and the per-runnable
+    ones ``http_client`` hands out); ``close()`` closes those clients, then the loop.
+    """
 
     cache: Cache
     http: HttpClient  # under [capabilities.http]
     static: StaticFiles | None = None
     db: Database | None = None
+    loop: BackgroundLoop | None = None
+    _runnable_http: dict[tuple[HttpRules, tuple[tuple[str, str], ...]], HttpClient] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def http_client(self, settings: HttpSettings) -> HttpClient:
+        """The client for one runnable's ``[runnables.NAME.http]``: one per distinct settings, kept until close."""
+        key = (settings.rules(), tuple(sorted(settings.auth.items())))
+        with self._lock:
+            client = self._runnable_http.get(key)
+            if client is None:
+                client = self._runnable_http[key] = _http_client(settings, self.loop)
+            return client
 
     def close(self) -> None:
-        for backend in (self.db, self.cache):
-            close = getattr(backend, "close", None)
-            if close is not None:
-                close()
+        try:
+            for backend in (self.db, self.cache):
+                close = getattr(backend, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            with self._lock:
+                clients = [self.http, *self._runnable_http.values()]
+                self._runnable_http.clear()
+            for client in clients:
+                client.close()
+            if self.loop is not None:
+                self.loop.close()
 
     def __enter__(self) -> Backends:
         return self
@@ -84,8 +114,8 @@ class Backends:
         self.close()
 
 
-def _http_client(settings: HttpSettings) -> HttpClient:
-    return HttpClient(settings.rules(), auth=settings.auth)
+def _http_client(settings: HttpSettings, loop: BackgroundLoop | None) -> HttpClient:
+    return HttpClient(settings.rules(), auth=settings.auth, loop=loop)
 
 
 def build_backends(config: Config) -> Backends:
@@ -99,7 +129,8 @@ def build_backends(config: Config) -> Backends:
         cache = RedisCache(settings.cache.url, settings.cache.namespace)
     else:
         cache = MemoryCache(settings.cache.max_entries)
-    backends = Backends(cache, _http_client(settings.http))
+    loop = BackgroundLoop()
+    backends = Backends(cache, _http_client(settings.http, loop), loop=loop)
     try:
         if settings.static.dir is not None:
             backends.static = StaticFiles(settings.static.dir, max_bytes=settings.static.max_file_size)
@@ -121,7 +152,7 @@ def capabilities_for(config: Config, backends: Backends, name: str) -> Capabilit
     """What runnable ``name`` is granted: its own list, else ``[capabilities].grant``."""
     grants = config.grants(name)
     overrides = config.runnable(name).http
-    http = _http_client(http_settings_for(config.capabilities, overrides)) if overrides else backends.http
+    http = backends.http_client(http_settings_for(config.capabilities, overrides)) if overrides else backends.http
     return Capabilities(
         http=http if "http" in grants else None,
         graphql=GraphQLClient(http) if "graphql" in grants else None,
