@@ -13,31 +13,28 @@ both); without them the session fixture fails with the install command.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
-import sqlite3
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from reactr_wasm import Config, Reactr
+from reactr_wasm import Reactr
 from reactr_wasm.compose import build_backends, build_reactr, register_wasm
-from reactr_wasm.config import CallbackConfig, ServerConfig, parse_config
+from reactr_wasm.config import ServerConfig, parse_config
 from reactr_wasm.server.app import create_app
 from reactr_wasm.tooling.assemblyscript import ASSEMBLYSCRIPT, compile_runnable
 from reactr_wasm.tooling.base import BuildFailed, ToolchainMissing
 
-from .conftest import ROOT, RUNNABLES
+from ..conftest import ROOT, RUNNABLES
+from .support import Client, Serve, db_queries_scenario, do, error, ok, request, static_files_scenario
 
-Client = TestClient[web.Request, web.Application]
 GUESTS = ROOT / "tests" / "guests" / "assemblyscript"
 PROBE_SOURCE = GUESTS / "sdk-probe" / "index.ts"
 EXAMPLES = ("hello-echo", "hash", "transform", "counter", "fetch", "cache-get", "return-err")
@@ -68,25 +65,9 @@ def example(name: str) -> bytes:
     return (RUNNABLES / f"{name}.wasm").read_bytes()
 
 
-def request(body: bytes | str, *, url: str = "/probe", method: str = "POST", **fields: Any) -> str:
-    """A CoordinatedRequest as a POST body: the server runs it as a request job."""
-    data = body.encode() if isinstance(body, str) else body
-    payload = {
-        "method": method,
-        "url": url,
-        "request_id": "5d6f1c1e-0000-4000-8000-000000000002",
-        "body": base64.b64encode(data).decode(),
-        "headers": fields.get("headers", {}),
-        "resp_headers": None,
-        "params": fields.get("params", {}),
-        "state": {key: base64.b64encode(value.encode()).decode() for key, value in fields.get("state", {}).items()},
-    }
-    return json.dumps(payload)
-
 
 # --- a server configured like reactr.toml -------------------------------------------------------
 
-Serve = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
@@ -123,35 +104,12 @@ async def serve(tmp_path: Path, guests: dict[str, bytes]) -> AsyncIterator[Serve
         backends.close()
 
 
-async def do(client: Client, name: str, body: bytes | str = b"", query: str = "") -> tuple[int, bytes, Any]:
-    """``POST /do/NAME?then=true``: (status, body, headers)."""
-    response = await client.post(f"/do/{name}?then=true{query}", data=body)
-    return response.status, await response.read(), response.headers
-
-
-async def ok(client: Client, name: str, body: bytes | str = b"", query: str = "") -> bytes:
-    status, data, _ = await do(client, name, body, query)
-    assert status == 200, data
-    return data
-
-
-async def error(client: Client, name: str, body: bytes | str = b"", query: str = "") -> tuple[int, dict[str, Any]]:
-    status, data, _ = await do(client, name, body, query)
-    assert status != 200, data
-    return status, json.loads(data)
-
-
 def line_of(source: Path, text: str) -> int:
     """The 1-based line of ``source`` holding ``text``."""
     return next(number for number, line in enumerate(source.read_text().splitlines(), 1) if text in line)
 
 
 # --- the runnable contract (start fixture from conftest) ----------------------------------------
-
-
-@pytest.fixture
-def server_config() -> Config:
-    return Config(server=ServerConfig(drain_timeout=2.0), callbacks=CallbackConfig(allow_private=True))
 
 
 async def test_echo_errors_abort_and_registration(
@@ -209,7 +167,7 @@ async def test_request_fields(
         state={"hello": "what is up"},
     )
     assert json.loads(await ok(client, "probe", body)) == {
-        "method": "PATCH", "url": "/things/9?q=search", "id": "5d6f1c1e-0000-4000-8000-000000000002",
+        "method": "PATCH", "url": "/things/9?q=search", "id": "5d6f1c1e-0000-4000-8000-000000000001",
         "body_raw": "req", "body_field": f"ERR {UNKNOWN}",  # the body is not JSON
         "header": "yes", "url_param": "9", "state": "what is up", "query_param": "search", "added": "",
     }  # fmt: skip
@@ -393,42 +351,6 @@ async def test_transform_example(serve: Serve) -> None:
 # --- capabilities: http, graphql, static, db ----------------------------------------------------
 
 
-@pytest.fixture
-async def target() -> AsyncIterator[str]:
-    """A real HTTP server for fetch_url and graphql_query; answers its base URL."""
-
-    async def echo(request: web.Request) -> web.Response:
-        seen = {
-            "method": request.method,
-            "body": (await request.read()).decode(),
-            "content_type": request.headers.get("Content-Type", ""),
-            "x_probe": request.headers.get("X-Probe", ""),
-        }
-        return web.json_response(seen)
-
-    async def graphql(request: web.Request) -> web.Response:
-        query = (await request.json())["query"]
-        if "broken" in query:
-            return web.json_response({"errors": [{"message": "no such field", "path": ["broken"]}]})
-        return web.json_response({"data": {"echo": query}})
-
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="fetched from the target")
-
-    async def missing(request: web.Request) -> web.Response:
-        return web.Response(status=404, text="nope")
-
-    app = web.Application()
-    app.router.add_get("/hello", hello)
-    app.router.add_get("/missing", missing)
-    app.router.add_route("*", "/echo", echo)
-    app.router.add_post("/graphql", graphql)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
-
-
 HTTP_GRANTED = """
 [capabilities.http]
 allow_private = true
@@ -508,79 +430,11 @@ async def test_graphql_query(serve: Serve, target: str) -> None:
 
 
 async def test_static_files(serve: Serve, tmp_path: Path) -> None:
-    (tmp_path / "static" / "docs").mkdir(parents=True)
-    (tmp_path / "static" / "docs" / "important.md").write_text("# Hello, World\n\nContents are very important")
-    client = await serve('[capabilities.static]\ndir = "static"\n[runnables.probe]\ncapabilities = ["static"]\n')
-    assert await ok(client, "probe", "static\ndocs/important.md") == b"# Hello, World\n\nContents are very important"
-    for name in ("missing.md", "../outside.txt"):
-        status, body = await error(client, "probe", f"static\n{name}")
-        assert (status, body["code"]) == (500, 1) and body["message"]
-    client = await serve('[capabilities.static]\ndir = "static"\n')
-    assert await error(client, "probe", "static\ndocs/important.md") == (
-        500, {"code": 1, "message": "capability is not enabled"},
-    )  # fmt: skip
-
-
-DB = """
-[capabilities.db]
-path = "app.db"
-[[capabilities.db.queries]]
-name = "AddUser"
-type = 0
-varCount = 2
-query = "INSERT INTO users (uuid, email) VALUES (?, ?)"
-[[capabilities.db.queries]]
-name = "UserByUUID"
-type = 1
-varCount = 1
-query = "SELECT uuid, email FROM users WHERE uuid = ?"
-[[capabilities.db.queries]]
-name = "SetEmail"
-type = 2
-varCount = 2
-query = "UPDATE users SET email = ? WHERE uuid = ?"
-[[capabilities.db.queries]]
-name = "DeleteUser"
-type = 3
-varCount = 1
-query = "DELETE FROM users WHERE uuid = ?"
-"""
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "app.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE users (uuid TEXT PRIMARY KEY, email TEXT NOT NULL)")
-    yield path
+    await static_files_scenario(serve, tmp_path)
 
 
 async def test_db_queries(serve: Serve, database: Path) -> None:
-    client = await serve(DB + '[runnables.probe]\ncapabilities = ["db"]\n')
-    uuid = "d7e00ff6-1b30-48e9-aa7d-dd3db34cb8b5"
-    inserted = json.loads(await ok(client, "probe", f"db\ninsert\nAddUser\n{uuid}\nconnor@example.com"))
-    assert inserted["rowsAffected"] in (0, 1) and inserted["lastInsertID"] >= 1
-    assert json.loads(await ok(client, "probe", f"db\nselect\nUserByUUID\n{uuid}")) == [
-        {"uuid": uuid, "email": "connor@example.com"}
-    ]
-    assert json.loads(await ok(client, "probe", f"db\nupdate\nSetEmail\nnew@example.com\n{uuid}")) == {
-        "lastInsertID": 0, "rowsAffected": 1,
-    }  # fmt: skip
-    assert json.loads(await ok(client, "probe", f"db\nselect\nUserByUUID\n{uuid}"))[0]["email"] == "new@example.com"
-    assert json.loads(await ok(client, "probe", f"db\ndelete\nDeleteUser\n{uuid}"))["rowsAffected"] == 1
-    assert await ok(client, "probe", f"db\nselect\nUserByUUID\n{uuid}") == b"[]"
-
-    assert await error(client, "probe", "db\nselect\nNoSuchQuery") == (500, {"code": 1, "message": "query not found"})
-    assert await error(client, "probe", "db\nselect\nAddUser\na\nb") == (
-        500, {"code": 1, "message": "query type incorrect"},
-    )  # fmt: skip
-    assert await error(client, "probe", "db\nselect\nUserByUUID") == (
-        500, {"code": 1, "message": "expected 1 variables, got 0: number of variables incorrect"},
-    )  # fmt: skip
-    client = await serve(DB)
-    assert await error(client, "probe", f"db\nselect\nUserByUUID\n{uuid}") == (
-        500, {"code": 1, "message": "capability is not enabled"},
-    )  # fmt: skip
+    await db_queries_scenario(serve)
 
 
 # --- tooling ------------------------------------------------------------------------------------
