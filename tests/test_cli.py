@@ -13,6 +13,7 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -166,20 +167,21 @@ def post(url: str, data: bytes) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@pytest.fixture
-def serving(modules: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+@contextmanager
+def serve_process(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``reactr-wasm serve`` on a free loopback port over ``folder``, once it answers; killed at exit."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(modules), "--port", str(port)],
+        [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(folder), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ROOT,
-    )
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15
         while True:
             assert process.poll() is None, process.communicate()[1].decode()
             try:
-                post(f"{base}/do/echo?then=true", b"")
+                post(f"{base}/do/-?then=true", b"")  # any HTTP answer means it listens
                 break
             except OSError:
                 assert time.monotonic() < deadline, "the server did not start listening"
@@ -189,6 +191,12 @@ def serving(modules: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+@pytest.fixture
+def serving(modules: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with serve_process(modules) as served:
+        yield served
 
 
 def test_serve_answers_jobs_and_stops_cleanly_on_sigterm(serving: tuple[subprocess.Popen[bytes], str]) -> None:

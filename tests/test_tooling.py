@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,8 @@ import pytest
 from reactr_wasm import cli as reactr_cli
 from reactr_wasm.tooling import rust
 
-from .conftest import ROOT, RUNNABLES
-from .test_cli import ENV, cli, free_port, post
+from .conftest import RUNNABLES
+from .test_cli import ENV, cli, post, serve_process
 
 # A WAT runnable that answers a constant: cheap to rebuild with a new answer.
 CONSTANT_WAT = """\
@@ -53,27 +52,9 @@ def runnables(tmp_path: Path) -> Path:
 
 @contextmanager
 def serving(runnables: Path) -> Iterator[str]:
-    """``reactr-wasm serve`` on a free loopback port, watching ``runnables``; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(runnables), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, process.communicate()[1].decode()
-            try:
-                post(f"{base}/do/-?then=true", b"")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)
+    """``reactr-wasm serve`` watching ``runnables``; yields its base URL."""
+    with serve_process(runnables) as (_, base):
         yield base
-    finally:
-        process.kill()
-        process.communicate()
 
 
 def text(done: subprocess.CompletedProcess[bytes]) -> tuple[int, str, str]:
