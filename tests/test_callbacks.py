@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from reactr_wasm import CoordinatedResponse, ExecutionError, Job, JobTimeout, Result, RunErr
+from reactr_wasm.capabilities.http_rules import ipv4_address
 from reactr_wasm.config import CallbackConfig
 from reactr_wasm.server.callbacks import (
     CallbackRefused,
@@ -155,6 +157,78 @@ async def test_check_applies_the_domain_rules_of_fetch() -> None:
         await callbacks.check("https://bad.example.com/hook")
     with pytest.raises(CallbackRefused, match=r"other\.org: the domain is not in callbacks\.allowed_domains"):
         await callbacks.check("https://other.org/hook")
+
+
+# IPv4 hosts in the legacy forms URL parsers and inet_aton read (decimal, octal, hex, fewer
+# than four parts, a trailing dot): fetch_url reads them as their address, so do callbacks.
+LEGACY_LOOPBACK = ["2130706433", "127.1", "0x7f.1", "0177.0.0.1", "0x7F000001", "017700000001", "127.0.0.1."]
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("134744072", "8.8.8.8"),
+        ("8.526344", "8.8.8.8"),
+        ("0x8.0x8.0x8.0x8", "8.8.8.8"),
+        ("0X8.010.8.8", "8.8.8.8"),
+        ("0x", "0.0.0.0"),
+        ("4294967295", "255.255.255.255"),
+        *[(host, "127.0.0.1") for host in LEGACY_LOOPBACK],
+        ("example.com", None),
+        ("1.2.3.example", None),
+        ("1.0x7g", None),  # "0x7g" is no number: a name
+        ("", None),
+    ],
+)
+def test_ipv4_hosts_are_read_in_every_legacy_form(host: str, address: str | None) -> None:
+    parsed = ipv4_address(host)
+    assert (str(parsed) if parsed is not None else None) == address
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("1.2.3.4.5", "more than four parts"),
+        ("256.0.0.1", "a part is out of range"),
+        ("1.256.0.1", "a part is out of range"),
+        ("999.1", "a part is out of range"),
+        ("4294967296", "a part is out of range"),
+        ("0x100000000", "a part is out of range"),
+        ("1..2", "a part is not a number"),
+        ("08.1", "a part is not a number"),  # a leading 0 means octal
+        ("1.2.3.09", "a part is not a number"),
+        ("a.1", "a part is not a number"),
+        ("0x7g.1", "a part is not a number"),
+    ],
+)
+def test_a_host_ending_in_a_number_must_be_an_ipv4_address(host: str, why: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(host)}: ends in a number but is not an IPv4 address: {why}$"):
+        ipv4_address(host)
+
+
+@pytest.mark.parametrize("host", LEGACY_LOOPBACK)
+async def test_check_reads_a_legacy_ipv4_host_as_its_address(host: str) -> None:
+    lenient = Callbacks(CallbackConfig(allow_private=True))
+    assert await lenient.check(f"http://{host}:9/hook?x=1") == URL("http://127.0.0.1:9/hook?x=1")
+    strict = Callbacks(CallbackConfig(allow_private=False))
+    with pytest.raises(CallbackRefused, match=r"\(127\.0\.0\.1\) is a loopback address"):
+        await strict.check(f"http://{host}:9/hook")
+
+
+async def test_check_reads_the_issues_public_number_as_its_address_and_applies_the_domain_rules() -> None:
+    callbacks = Callbacks(CallbackConfig(allow_private=False))
+    assert await callbacks.check("http://134744072/hook") == URL("http://8.8.8.8/hook")
+    blocking = Callbacks(CallbackConfig(allow_private=False, blocked_domains=["8.8.8.8"]))
+    with pytest.raises(CallbackRefused, match=r"8\.8\.8\.8: the domain is blocked"):
+        await blocking.check("http://134744072/hook")
+
+
+@pytest.mark.parametrize("host", ["1.2.3.4.5", "256.0.0.1", "999.1", "0x100000000", "1..2"])
+async def test_check_refuses_a_numeric_host_that_is_no_address(host: str) -> None:
+    callbacks = Callbacks(CallbackConfig(allow_private=True))  # refused before the address rules
+    with pytest.raises(CallbackRefused, match=f"^callback URL refused: {re.escape(host)}: ends in a number but"):
+        await callbacks.check(f"http://{host}/hook")
 
 
 # --- bodies and signatures ------------------------------------------------------------------

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from reactr_wasm import Config, Job, Reactr
 from reactr_wasm.config import CallbackConfig, ServerConfig
@@ -123,6 +124,12 @@ async def test_a_slow_job_is_delivered_when_it_ends(reactr: Reactr, start: Start
         ("http://[::ffff:10.0.0.1]/hook", callback_config(allow_private=False), "private address"),
         ("RECEIVER", callback_config(allow_http=False), "insecure HTTP"),
         ("file:///etc/passwd", callback_config(), "not an absolute http or https URL"),
+        ("http://127.1:9/hook", callback_config(allow_private=False), "127.1 (127.0.0.1) is a loopback address"),
+        ("http://0x7f.1:9/hook", callback_config(allow_private=False), "0x7f.1 (127.0.0.1) is a loopback address"),
+        ("http://134744072/hook", callback_config(blocked_domains=["8.8.8.8"]), "8.8.8.8: the domain is blocked"),
+        ("http://1.2.3.4.5/hook", callback_config(), "1.2.3.4.5: ends in a number but is not an IPv4 address"),
+        ("http://999.1/hook", callback_config(), "999.1: ends in a number but is not an IPv4 address"),
+        ("http://0x100000000/hook", callback_config(), "ends in a number but is not an IPv4 address"),
     ],
 )
 async def test_a_refused_callback_is_400_and_the_job_never_runs(
@@ -136,3 +143,18 @@ async def test_a_refused_callback_is_400_and_the_job_never_runs(
     assert body["message"].startswith("callback URL refused: ") and reason in body["message"]
     await asyncio.sleep(0.05)
     assert runs == [] and receiver.calls.empty()
+
+
+@pytest.mark.parametrize("host", ["2130706433", "127.1", "0x7f.1", "0177.0.0.1", "127.0.0.1."])
+async def test_a_legacy_ipv4_host_is_delivered_to_its_address(
+    reactr: Reactr, start: Start, receiver: Receiver, host: str
+) -> None:
+    wasm(reactr, "echo")
+    client = await start()
+    url = URL(receiver.url)
+    callback = str(url).replace("127.0.0.1", host)
+    status, body, _ = await answer(client, "POST", with_callback("echo", callback), data=b"cb")
+    assert (status, body) == (200, b"")
+    delivered, payload = await receiver.next()
+    assert payload == b"hello cb"
+    assert (delivered["Host"], delivered["X-Reactr-Attempt"]) == (f"127.0.0.1:{url.port}", "1")

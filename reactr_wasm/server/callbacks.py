@@ -47,7 +47,7 @@ from ..config import CallbackConfig
 from ..scheduler.job import Result
 from ..scheduler.values import value_bytes
 from ..wasm.runnable import CoordinatedResponse
-from .netrules import DestinationRefused, GuardedResolver, check_url, guarded_socket_factory
+from .netrules import DestinationRefused, GuardedResolver, canonical_url, check_url, guarded_socket_factory
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +189,23 @@ class Callbacks:
         return len(self._tasks)
 
     async def check(self, url: str) -> URL:
-        """The parsed URL, or CallbackRefused naming the reason."""
+        """The URL to deliver to, or CallbackRefused naming the reason.
+
+        An IPv4 host in a legacy form comes back as its dotted quad
+        (``http://127.1/`` -> ``http://127.0.0.1/``), the domain rules judge
+        that form, and a host that ends in a number but is no address is refused.
+        """
         try:
             parsed = URL(url)
-            self._check_domain(parsed)
-            await check_url(
+            canonical = canonical_url(parsed)
+            self._check_domain(canonical)
+            await check_url(  # on the URL as given: a refusal names both forms, "127.1 (127.0.0.1)"
                 parsed, allow_http=self.config.allow_http, allow_private=self.config.allow_private,
                 timeout=self.config.timeout,
             )
         except (ValueError, DestinationRefused) as error:
             raise CallbackRefused(f"callback URL refused: {error}") from None
-        return parsed
+        return canonical
 
     def _check_domain(self, url: URL) -> None:
         """The domain rules of ``fetch_url``, on the callback's host name."""

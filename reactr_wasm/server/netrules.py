@@ -12,7 +12,9 @@ DNS lookup made beforehand (which a rebinding DNS server can answer
 differently): ``GuardedResolver`` filters what aiohttp's resolver returns and
 ``guarded_socket_factory`` refuses the socket for any other address, covering
 literal IPs, which aiohttp never passes to its resolver. ``check_url`` is the
-same rule applied up front, so a bad URL is refused before any work starts.
+same rule applied up front, so a bad URL is refused before any work starts;
+``canonical_url`` writes an IPv4 host in a legacy form (``127.1``,
+``2130706433``, ``0x7f.1``) as the address it names, as ``fetch_url`` reads it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import socket
 from aiohttp import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
+
+from ..capabilities.http_rules import ipv4_address, literal_address
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -100,12 +104,10 @@ async def check_url(url: URL, *, allow_http: bool, allow_private: bool, timeout:
     host = url.raw_host or ""
     if allow_private:
         return
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        pass
-    else:
-        check_address(host, host, allow_private)
+    address = literal_address(host)
+    if address is not None:
+        # IPv6 as written (check_address parses it, zone and all); IPv4 as read: "127.1 (127.0.0.1)".
+        check_address(host, host if ":" in host else address, allow_private)
         return
     loop = asyncio.get_running_loop()
     try:
@@ -115,6 +117,24 @@ async def check_url(url: URL, *, allow_http: bool, allow_private: bool, timeout:
         raise DestinationRefused(f"{host}: cannot resolve: {error}") from None
     for info in infos:
         check_address(host, str(info[4][0]), allow_private)
+
+
+def canonical_url(url: URL) -> URL:
+    """``url`` with an IPv4 host in a legacy form written as a dotted quad (``127.1`` -> ``127.0.0.1``).
+
+    The forms are those ``fetch_url`` reads (``http_rules.ipv4_address``):
+    aiohttp refuses all-digit ones when connecting and hands hex ones to the
+    resolver, so the URL is delivered to the address the rules checked, by
+    this one reading. Raises ValueError for a host that ends in a number but
+    is no address (``1.2.3.4.5``, ``999.1``).
+    """
+    host = url.raw_host
+    if not host or ":" in host:  # none, or IPv6 (yarl keeps it compressed)
+        return url
+    address = ipv4_address(host)
+    if address is None or str(address) == host:
+        return url
+    return url.with_host(str(address))
 
 
 class GuardedResolver(AbstractResolver):
@@ -167,6 +187,7 @@ def guarded_socket_factory(allow_private: bool) -> SocketFactoryType:
 __all__ = [
     "DestinationRefused",
     "GuardedResolver",
+    "canonical_url",
     "check_address",
     "check_scheme",
     "check_url",

@@ -1,22 +1,13 @@
-"""Compiling runnables: content-addressed disk cache and the Reactr ABI check."""
+"""Compiling runnables: through the disk cache (``module_cache``), then the Reactr ABI check."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import logging
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from wasmtime import Engine, FuncType, MemoryType, Module, WasmtimeError
 
 from ..errors import ModuleError
-
-log = logging.getLogger(__name__)
-
-WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+from .module_cache import ModuleCache as ModuleCache  # re-exported: the engine builds it with compile_module
 
 # name -> (param count, result count), all i32 (reactr-abi.md §1.1)
 REQUIRED_EXPORTS = {"allocate": (1, 1), "run_e": (3, 0)}
@@ -112,50 +103,6 @@ def check_abi(module: Module) -> ModuleInfo:
             capabilities.add(capability)
     effects = {i.name.removesuffix("_swift") for i in module.imports if i.module == "env" and i.name} & SIDE_EFFECTS
     return ModuleInfo(sorted(exports), imports, sorted(capabilities), problems, restartable=not effects)
-
-
-class ModuleCache:
-    """Compiled modules on disk, keyed by content hash and wasmtime version.
-
-    A corrupt or foreign cache entry is ignored and rewritten: wasmtime refuses
-    artefacts from another version or config. Entries are native code that is
-    loaded as it is, so the folder must be writable by the server's user only.
-    """
-
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
-
-    def _path(self, digest: str) -> Path | None:
-        if self.directory is None:
-            return None
-        return self.directory / f"{digest}-wasmtime{WASMTIME_VERSION}.cwasm"
-
-    def load(self, engine: Engine, wasm: bytes) -> Module:
-        digest = hashlib.sha256(wasm).hexdigest()
-        path = self._path(digest)
-        if path is not None and path.exists():
-            try:
-                # Read into memory rather than deserialize_file: that one maps the
-                # file, and a file truncated under the mapping kills the process
-                # with SIGBUS.
-                return Module.deserialize(engine, path.read_bytes())
-            except (OSError, WasmtimeError) as error:
-                log.warning("ignoring unusable compiled cache %s: %s", path, error)
-        module = Module(engine, wasm)
-        if path is not None:
-            self._store(path, module)
-        return module
-
-    @staticmethod
-    def _store(path: Path, module: Module) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as out:
-                out.write(module.serialize())
-            os.replace(tmp, path)  # readers never see a half-written file
-        except OSError as error:
-            log.warning("cannot write compiled cache %s: %s", path, error)
 
 
 def compile_module(engine: Engine, cache: ModuleCache, wasm: bytes, source: str) -> tuple[Module, ModuleInfo]:
