@@ -20,7 +20,7 @@ from reactr_wasm.client import verify_signature
 
 from .conftest import ROOT, wat_module
 from .test_cli import ENV, cli, free_port, post, serve_process
-from .test_client import LONG, UNKNOWN_ID, Loop, Servers
+from .test_client import UNKNOWN_ID, Loop, Servers
 
 CONFIG = """\
 [server]
@@ -30,14 +30,17 @@ allow_private = true
 secret = "hunter2"
 [runnables.infinite-loop]
 timeout = 0.3
+[runnables.forever]
+timeout = 120
 """
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     modules = tmp_path_factory.mktemp("runnables")
-    for name in ("echo", "result-and-error", "infinite-loop", "trap", "slow"):
+    for name in ("echo", "result-and-error", "infinite-loop", "trap"):
         (modules / f"{name}.wasm").write_bytes(wat_module(name))
+    (modules / "forever.wasm").write_bytes(wat_module("infinite-loop"))  # runs until cancelled
     return modules
 
 
@@ -97,7 +100,7 @@ def test_serve_logs_each_runnables_url_at_start(folder: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     log = stderr.decode()
-    for name in ("echo", "infinite-loop", "result-and-error", "slow", "trap"):
+    for name in ("echo", "forever", "infinite-loop", "result-and-error", "trap"):
         assert re.search(rf"^  {name} +POST {base}/do/{name}$", log, re.MULTILINE), log
 
 
@@ -132,7 +135,7 @@ def test_invoke_async_then_jobs_then(server: str) -> None:
 
 
 def test_cancel_stops_a_running_job(server: str) -> None:
-    result_id = remote("invoke", "slow", "--data", LONG.decode(), "--async", server=server)[1].decode().strip()
+    result_id = remote("invoke", "forever", "--async", server=server)[1].decode().strip()
     wait_status(result_id, "running", server)
     code, stdout, stderr = remote("then", result_id, "--wait", "0.2", server=server)
     assert (code, stdout, stderr.strip()) == (1, b"", f"reactr-wasm: job {result_id} is still running")

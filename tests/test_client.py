@@ -34,7 +34,6 @@ from .conftest import ROOT, RUNNABLES
 from .test_cli import free_port
 from .test_server_api import wasm
 
-LONG = b"5000000000"  # slow.wat iterations: several seconds, always cancelled by the test
 UNKNOWN_ID = "0123456789abcdefghijklmn"
 TOKEN = "s3cret-token"
 
@@ -176,9 +175,9 @@ def test_do_keeps_waiting_when_the_server_answers_202_after_max_wait(reactr: Rea
 
 
 def test_then_with_a_wait_raises_job_pending_with_the_status(reactr: Reactr, serve: Any, connect: Any) -> None:
-    wasm(reactr, "slow")
+    wasm(reactr, "loop", "infinite-loop", timeout=30)
     client = connect(serve(make_config(max_wait=0.2)))
-    result_id = client.do_async("slow", LONG)
+    result_id = client.do_async("loop")
     started = time.monotonic()
     with pytest.raises(JobPending) as pending:
         client.then(result_id, wait=0.5)  # longer than max_wait: the client asks again until 0.5 s
@@ -373,14 +372,14 @@ def test_a_body_over_the_limit_is_rejected_with_413(reactr: Reactr, serve: Any, 
 
 
 def test_a_full_queue_is_server_unavailable_with_retry_after(reactr: Reactr, serve: Any, connect: Any) -> None:
-    wasm(reactr, "slow", pool_size=1, max_queue=1)
+    wasm(reactr, "loop", "infinite-loop", timeout=30, pool_size=1, max_queue=1)
     client = connect(serve())
-    running = client.do_async("slow", LONG)
+    running = client.do_async("loop")
     wait_status(client, running, "running")
-    queued = client.do_async("slow", LONG)
+    queued = client.do_async("loop")
     for call in (client.do, client.do_async):
         with pytest.raises(ServerUnavailable) as full:
-            call("slow", LONG)
+            call("loop")
         assert isinstance(full.value, QueueFull)  # what the embedded API raises
         assert (full.value.status, full.value.retry_after) == (503, 1.0)
         assert "queue is full" in str(full.value)
