@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .cli_client import add_commands as add_client_commands
 from .cli_tools import add_commands as add_tool_commands
 from .compose import build_backends, build_reactr, build_service, register_wasm
 from .config import Config, dump_toml, load_config, parse_size
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(handler=cmd_inspect, default_log_level="warning")
     add_tool_commands(commands, common)
+    add_client_commands(commands, common)
     return parser
 
 

@@ -18,7 +18,8 @@ Signing: with ``callbacks.secret`` set, every attempt carries
 ``X-Reactr-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``.
 A receiver verifies it by recomputing the HMAC over the timestamp, a dot and
 the raw request body, comparing in constant time, and refusing timestamps
-older than a few minutes (replays) - ``verify_signature`` does exactly that.
+older than a few minutes (replays) - ``verify_signature`` (``reactr_wasm.signing``)
+does exactly that.
 
 Destinations pass ``netrules``: http(s) only (http refused unless
 ``allow_http``), and private/loopback/link-local/... addresses refused unless
@@ -30,8 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import time
@@ -46,12 +45,12 @@ from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
 from ..scheduler.job import Result
 from ..scheduler.values import value_bytes
+from ..signing import SIGNATURE_HEADER, sign, verify_signature
 from ..wasm.runnable import CoordinatedResponse
 from .netrules import DestinationRefused, GuardedResolver, canonical_url, check_url, guarded_socket_factory
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Reactr-Signature"
 ERROR_PREFIX = b"job_err_result: "
 OCTET = "application/octet-stream"
 JSON = "application/json"
@@ -119,37 +118,6 @@ def delivery_body(result: Result) -> tuple[bytes, str, str]:
         except (TypeError, ValueError) as failure:
             return b"job_err_result failed to Marshal result: " + str(failure).encode(), OCTET, "error"
     return ERROR_PREFIX + str(error).encode(), OCTET, "error"
-
-
-# --- signatures ---------------------------------------------------------------------------
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The ``X-Reactr-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_signature(
-    secret: str, header: str, body: bytes, tolerance: float = 300.0, *, now: float | None = None
-) -> bool:
-    """Whether ``header`` (an ``X-Reactr-Signature`` value) signs ``body`` with ``secret``.
-
-    False when the header is malformed, the HMAC differs, or its timestamp is
-    more than ``tolerance`` seconds away from ``now`` (default: the clock).
-    """
-    fields: dict[str, list[str]] = {}
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        fields.setdefault(name, []).append(value)
-    try:
-        timestamp = int(fields["t"][0])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    expected = sign(secret, body, timestamp).partition(",v1=")[2]
-    return any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", []))
 
 
 # --- delivery -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Errors and values as HTTP answers: the one place where an error becomes a status.
 
 Errors are always a non-2xx status with ``{"code": int, "message": str}``; a
-runnable's ``RunErr`` keeps its own code in the body.
+runnable's ``RunErr`` keeps its own code in the body. An error of the job API
+(``RunErr``, ``JobTimeout``, ...) also names its type in ``X-Reactr-Error``,
+so a client tells a runnable's own 400 or 404 from the server's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..errors import ExecutionError, JobCancelled, JobTimeout, QueueFull, Reactr
 from .callbacks import JSON, CallbackRefused, encode_value
 
 RETRY_AFTER = "1"  # seconds, on 503
+ERROR_TYPE_HEADER = "X-Reactr-Error"
 _COMPACT = (",", ":")
 
 
@@ -59,6 +62,8 @@ def error_response(error: BaseException) -> web.Response:
     body = json.dumps({"code": code, "message": message}, separators=_COMPACT, ensure_ascii=False).encode()
     response = web.Response(status=status, body=body, headers=headers)
     response.content_type = JSON
+    if isinstance(error, ReactrError):
+        response.headers[ERROR_TYPE_HEADER] = type(error).__name__
     return response
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -45,6 +46,18 @@ class _Runner(web.AppRunner):
         return server
 
 
+def _log_urls(reactr: Reactr, runner: web.AppRunner) -> None:
+    """Log each runnable's URL, as ``spin up`` lists its routes: ``  NAME  POST http://HOST:PORT/do/NAME``."""
+    if not runner.addresses:
+        return
+    host, port = runner.addresses[0][:2]
+    host = f"[{host}]" if ":" in host else host  # IPv6
+    names = reactr.names()
+    width = max(map(len, names), default=0)
+    lines = "".join(f"\n  {name.ljust(width)}  POST http://{host}:{port}{DO_PREFIX}{quote(name)}" for name in names)
+    log.info("runnables:%s", lines or " none")
+
+
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-Id}o"'
 
 
@@ -75,6 +88,7 @@ async def serve(
         site = web.TCPSite(runner, config.server.host, config.server.port)
         await site.start()
         log.info("listening on %s", ", ".join(f"{host}:{port}" for host, port, *_ in runner.addresses))
+        _log_urls(reactr, runner)
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
