@@ -279,14 +279,16 @@ def client_for() -> Iterator[type[HttpClient]]:
         client.close()
 
 
+@pytest.mark.parametrize("proxy_host", ["127.0.0.1", "localhost"])  # an address, or a name the system resolves
 async def test_the_rules_judge_our_lookup_and_the_proxy_resolves_again(
-    target: Target, proxy: ForwardProxy, client_for: type[HttpClient]
+    target: Target, proxy: ForwardProxy, client_for: type[HttpClient], proxy_host: str
 ) -> None:
     # The proxy's own address is private (loopback) and trusted; the destination passed the rules
     # because HERE it resolved to a public address - and the proxy, resolving it itself, reached
     # loopback. That is the residual risk the README states: the proxy's DNS has the last word.
     lookups = Lookups({"public.test": "93.184.215.14"})
-    client = client_for(HttpRules(), resolver=lookups, egress=Egress(http_proxy=proxy.url))
+    egress = Egress(http_proxy=f"http://{proxy_host}:{proxy.port}")
+    client = client_for(HttpRules(), resolver=lookups, egress=egress)
     url = f"http://public.test:{target.http}/hello"
     assert await asyncio.to_thread(client.fetch, GET, url, b"") == b"hello from public.test"
     assert lookups.asked == ["public.test"] and proxy.asked == [Asked("GET", url, None)]
