@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .capabilities.cache import Cache, MemoryCache
 from .capabilities.db import Database, SQLiteDatabase
+from .capabilities.egress import Egress
 from .capabilities.grants import Capabilities
 from .capabilities.graphql import GraphQLClient
 from .capabilities.http import HttpClient
@@ -78,14 +79,14 @@ class Backends:
     static: StaticFiles | None = None
     db: Database | None = None
     loop: BackgroundLoop | None = None
-    _runnable_http: dict[tuple[HttpRules, tuple[tuple[str, str], ...]], HttpClient] = field(
+    _runnable_http: dict[tuple[HttpRules, tuple[tuple[str, str], ...], Egress], HttpClient] = field(
         default_factory=dict, init=False, repr=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def http_client(self, settings: HttpSettings) -> HttpClient:
         """The client for one runnable's ``[runnables.NAME.http]``: one per distinct settings, kept until close."""
-        key = (settings.rules(), tuple(sorted(settings.auth.items())))
+        key = (settings.rules(), tuple(sorted(settings.auth.items())), settings.egress())
         with self._lock:
             client = self._runnable_http.get(key)
             if client is None:
@@ -115,7 +116,7 @@ class Backends:
 
 
 def _http_client(settings: HttpSettings, loop: BackgroundLoop | None) -> HttpClient:
-    return HttpClient(settings.rules(), auth=settings.auth, loop=loop)
+    return HttpClient(settings.rules(), auth=settings.auth, loop=loop, egress=settings.egress())
 
 
 def build_backends(config: Config) -> Backends:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,10 +15,12 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from reactr_wasm import Config, Job, Reactr
+from reactr_wasm.capabilities.egress import read_proxy_environment
 from reactr_wasm.config import CallbackConfig, ServerConfig
 from reactr_wasm.server.callbacks import verify_signature
 
 from .conftest import RUNNABLES
+from .egress_parts import NAME, Asked, ForwardProxy, ThrowawayCA, make_ca
 from .test_server_api import Start, answer, wasm
 
 
@@ -158,3 +161,102 @@ async def test_a_legacy_ipv4_host_is_delivered_to_its_address(
     delivered, payload = await receiver.next()
     assert payload == b"hello cb"
     assert (delivered["Host"], delivered["X-Reactr-Attempt"]) == (f"127.0.0.1:{url.port}", "1")
+
+
+# --- in real networks: a private CA, resolve pins, a forward proxy ------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+async def tls_receiver(ca: ThrowawayCA) -> AsyncIterator[Receiver]:
+    """A receiver on https://127.0.0.1:PORT with a certificate for api.test (and 127.0.0.1) signed by ``ca``."""
+    state = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", state.hook)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ca.server_context()).start()
+    state.url = f"https://{NAME}:{runner.addresses[0][1]}/hook"
+    yield state
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[ForwardProxy]:
+    running = await ForwardProxy(hosts={NAME: "127.0.0.1"}).start()
+    yield running
+    await running.close()
+
+
+def pin(receiver: Receiver) -> dict[str, list[str]]:
+    return {f"{NAME}:{URL(receiver.url).port}": ["127.0.0.1"]}
+
+
+async def test_a_pinned_callback_is_delivered_over_tls_signed_by_the_ca_file(
+    reactr: Reactr, start: Start, tls_receiver: Receiver, ca: ThrowawayCA
+) -> None:
+    wasm(reactr, "echo")
+    client = await start(callback_config(ca_file=ca.ca_cert, resolve=pin(tls_receiver)))
+    status, _, _ = await answer(client, "POST", with_callback("echo", tls_receiver.url), data=b"cb")
+    assert status == 200
+    delivered, payload = await tls_receiver.next()
+    assert payload == b"hello cb" and delivered["Host"] == URL(tls_receiver.url).raw_authority
+
+
+async def test_without_the_ca_file_the_delivery_fails_on_the_certificate(
+    reactr: Reactr, start: Start, tls_receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    wasm(reactr, "echo")
+    client = await start(callback_config(attempts=1, resolve=pin(tls_receiver)))
+    with caplog.at_level(logging.WARNING, logger="reactr_wasm.server.callbacks"):
+        assert (await answer(client, "POST", with_callback("echo", tls_receiver.url), data=b"cb"))[0] == 200
+        for _ in range(100):
+            if "failed (attempt 1 of 1)" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+    assert "failed (attempt 1 of 1): ClientConnectorCertificateError" in caplog.text
+    assert "unable to get local issuer certificate" in caplog.text
+    assert tls_receiver.calls.empty()
+
+
+async def test_a_callback_pinned_to_an_address_the_rules_refuse_is_400(
+    reactr: Reactr, start: Start, tls_receiver: Receiver, ca: ThrowawayCA
+) -> None:
+    runs: list[Job] = []
+    reactr.register("count", lambda job, ctx: runs.append(job))
+    client = await start(callback_config(allow_private=False, ca_file=ca.ca_cert, resolve=pin(tls_receiver)))
+    status, body, _ = await answer(client, "POST", with_callback("count", tls_receiver.url))
+    assert (status, body["message"]) == (
+        400,
+        f"callback URL refused: {NAME} (127.0.0.1) is a loopback address; private destinations are disallowed",
+    )
+    await asyncio.sleep(0.05)
+    assert runs == [] and tls_receiver.calls.empty()
+
+
+async def test_a_callback_goes_through_the_proxy_as_a_connect_tunnel(
+    reactr: Reactr, start: Start, tls_receiver: Receiver, proxy: ForwardProxy, ca: ThrowawayCA
+) -> None:
+    wasm(reactr, "echo")
+    proxy.credentials = "reactr:s3cret"
+    client = await start(callback_config(proxy=proxy.url, ca_file=ca.ca_cert))
+    assert (await answer(client, "POST", with_callback("echo", tls_receiver.url), data=b"cb"))[0] == 200
+    assert (await tls_receiver.next())[1] == b"hello cb"
+    assert proxy.asked == [Asked("CONNECT", URL(tls_receiver.url).raw_authority, "reactr:s3cret")]
+
+
+async def test_callbacks_take_https_proxy_from_the_environment_and_honour_no_proxy(
+    reactr: Reactr, start: Start, tls_receiver: Receiver, proxy: ForwardProxy, ca: ThrowawayCA
+) -> None:
+    wasm(reactr, "echo")
+    environment = read_proxy_environment({"HTTPS_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"})
+    client = await start(callback_config(proxy_from_env=True, proxy_environment=environment, ca_file=ca.ca_cert))
+    direct = tls_receiver.url.replace(NAME, "127.0.0.1")
+    for url in (tls_receiver.url, direct):
+        assert (await answer(client, "POST", with_callback("echo", url), data=b"cb"))[0] == 200
+        assert (await tls_receiver.next())[0]["Host"] == URL(url).raw_authority
+    assert proxy.asked == [Asked("CONNECT", URL(tls_receiver.url).raw_authority, None)]  # 127.0.0.1: NO_PROXY

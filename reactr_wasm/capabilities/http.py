@@ -14,8 +14,21 @@ lets us pin the destination the same way the webhook callbacks do
 address while the ``Host`` header, TLS SNI and certificate verification use
 the hostname; the pool is keyed by that address and name, so a pooled
 connection is only reused by a hop that just checked the same address (the
-full argument is in ``http_transport.py``). Environment proxies are ignored (a
-proxy would connect to a name we never checked); nothing is decompressed.
+full argument is in ``http_transport.py``). Nothing is decompressed.
+
+Egress (``egress.py``): a ``resolve`` entry pins a ``host:port`` to its
+addresses in place of DNS (they still pass the address rules, and the hop goes
+direct). Through a proxy the domain, port and scheme rules apply to the
+destination as always, and so does the private-address rule, to the
+addresses the name resolves to HERE (and to a literal IP); then the proxy is
+asked for the hostname and resolves it itself. That leaves a gap we cannot
+close from this side: if the proxy's DNS answers differently (rebinding,
+split-horizon), it may connect to an address we never saw - the proxy's own
+rules are the defence there. With ``allow_private`` there is nothing to
+check, so no lookup is made and the proxy alone resolves (networks where only
+the proxy has DNS); without it a name that does not resolve here is refused.
+Environment proxy variables are read only when the config asks
+(``proxy_from_env``), at start.
 
 Host functions run synchronously on worker threads, so each call hands one
 coroutine - rules, DNS (the blocking resolver runs on the loop's executor),
@@ -42,6 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urljoin, urlsplit
 
+from reactr_wasm.capabilities.egress import DIRECT, Egress
 from reactr_wasm.capabilities.errors import CapabilityError
 from reactr_wasm.capabilities.http_loop import BackgroundLoop, LoopClosed
 from reactr_wasm.capabilities.http_rules import (
@@ -101,13 +115,14 @@ class HttpClient:
     """Blocking HTTP for guests, under ``rules``, adding ``Authorization`` from ``auth``.
 
     ``auth`` maps a hostname (a port in the key is ignored) to the full header
-    value, e.g. ``{"api.github.com": "bearer abc"}``. ``resolver`` and
-    ``tls`` exist for tests and special deployments (system DNS, default CA
-    store otherwise). ``loop`` is the event loop thread the transport runs on,
-    shared by a server's clients and closed by its owner; without one the
-    client starts and owns its own. Any number of worker threads may use one
-    client; its keep-alive connections are reused across calls. ``close()``
-    (or ``with``) releases the connections and an owned loop.
+    value, e.g. ``{"api.github.com": "bearer abc"}``. ``egress`` is the
+    proxy, CA bundle and ``resolve`` pins (default: direct, system CAs).
+    ``resolver`` and ``tls`` exist for tests and special deployments (system
+    DNS, ``egress``'s CAs otherwise). ``loop`` is the event loop thread the
+    transport runs on, shared by a server's clients and closed by its owner;
+    without one the client starts and owns its own. Any number of worker
+    threads may use one client; its keep-alive connections are reused across
+    calls. ``close()`` (or ``with``) releases the connections and an owned loop.
     """
 
     def __init__(
@@ -118,16 +133,19 @@ class HttpClient:
         resolver: Resolver = system_resolver,
         tls: ssl.SSLContext | None = None,
         loop: BackgroundLoop | None = None,
+        egress: Egress = DIRECT,
     ) -> None:
         self.rules = rules
         self._auth = {normal_host(urlsplit(f"//{key}").hostname or key): value for key, value in (auth or {}).items()}
         self._resolver = resolver
+        self._egress = egress
         self._owns_loop = loop is None
         self._loop = loop if loop is not None else BackgroundLoop()
         self._transport = Transport(
             allow_private=rules.allow_private,
-            tls=tls if tls is not None else ssl.create_default_context(),
+            tls=tls if tls is not None else egress.tls_context(),
             max_response_bytes=rules.max_response_bytes,
+            egress=egress,
         )
         self._loop.closing(self._transport.close)
         self._closed = False
@@ -230,21 +248,34 @@ class HttpClient:
             raise CapabilityError(DENIED + IP_ADDRESSES)
         if not rules.allow_private and "localhost" in host:
             raise CapabilityError(DENIED + PRIVATE_RANGES)
-        resolved, failure = await self._resolve(host, port, literal)
+        proxy = self._egress.proxy_for(parts.scheme, host, port)
+        lookup = proxy is None or not rules.allow_private  # else nothing to check: the proxy resolves
+        resolved, failure = await self._resolve(host, port, literal, lookup=lookup)
         self._check_domain(host, normal_host(resolved.canonical_name))
-        if not resolved.addresses:
+        if not resolved.addresses and lookup:
             reason = failure or "no such host"
             raise CapabilityError(f"{_operation(method, url)}: dial tcp: lookup {host}: {reason}")
         try:
             path, query = escape_target(parts.path or "/"), escape_target(parts.query)
         except ValueError as error:
             raise CapabilityError(f"{_operation(method, url)}: {error}") from None
-        return Target(parts.scheme == "https", host, port, resolved.addresses, path, query)
+        # Through a proxy the connection names the host (the proxy resolves it), or the literal address.
+        addresses = resolved.addresses if proxy is None else (literal or host,)
+        return Target(parts.scheme == "https", host, port, addresses, path, query, proxy)
 
-    async def _resolve(self, host: str, port: int, literal: str | None) -> tuple[Resolved, str]:
-        """Resolve once and check every address: (resolution, failure text if DNS failed)."""
+    async def _resolve(self, host: str, port: int, literal: str | None, *, lookup: bool) -> tuple[Resolved, str]:
+        """Resolve once and check every address: (resolution, failure text if DNS failed).
+
+        A literal address, then a ``resolve`` pin, answer without DNS; without
+        ``lookup`` (a proxy resolves and no address rule applies) nothing is looked up.
+        """
+        pinned = self._egress.pinned(host, port)
         if literal is not None:
             resolved, failure = Resolved((literal,)), ""
+        elif pinned is not None:
+            resolved, failure = Resolved(pinned), ""
+        elif not lookup:
+            return Resolved(()), ""
         else:
             try:
                 # The resolver blocks; on the loop's executor the deadline still bounds the wait.

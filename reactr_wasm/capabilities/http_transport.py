@@ -22,25 +22,30 @@ its new address keys a new connection. Each ``HttpClient`` has its own
 session, so clients with different rules never share a pool. aiohttp releases
 whose pool key lacks ``server_hostname`` (before 3.14) get no pooling at all.
 The connector's ``socket_factory`` re-checks every address it dials.
+
+Through a proxy (``Target.proxy``) the URL names the hostname instead - the
+proxy resolves it (``CONNECT host:port`` for https, an absolute-form request
+for http) - and the pool key includes the proxy. The connector comes from
+``egress_connector`` (shared with the callbacks): it trusts the proxy's own
+address and still refuses to resolve anything else.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ConnectionKey
 from multidict import CIMultiDict
 from yarl import URL
 
+from reactr_wasm.capabilities.egress import DIRECT, Egress
+from reactr_wasm.capabilities.egress_connector import egress_connector
 from reactr_wasm.capabilities.errors import CapabilityError
-from reactr_wasm.server.netrules import guarded_socket_factory
 
 # Headers the transport owns (Go's reqWriteExcludeHeader): a guest's copy is dropped, never sent twice.
 _FRAMING = frozenset({"Host", "Content-Length", "Transfer-Encoding", "Trailer"})
@@ -55,7 +60,11 @@ _POOL_KEYS_TLS_NAME = "server_hostname" in ConnectionKey._fields
 
 @dataclass(frozen=True)
 class Target:
-    """One checked hop: where to connect (any of ``addresses``) and what to ask for."""
+    """One checked hop: where to connect (any of ``addresses``) and what to ask for.
+
+    Through ``proxy``, ``addresses`` holds the one name (or literal address)
+    the proxy is asked to connect to.
+    """
 
     tls: bool
     hostname: str  # normalised; the Host header, TLS SNI and certificate name
@@ -63,6 +72,7 @@ class Target:
     addresses: tuple[str, ...]
     path: str  # percent-encoded, never empty
     query: str  # percent-encoded, may be empty
+    proxy: str | None = None  # http://[user:password@]host:port carrying this hop, or None: direct
 
     @property
     def host_header(self) -> str:
@@ -89,23 +99,14 @@ def escape_target(text: str) -> str:
     return text if text.isascii() else quote(text, safe=_SAFE)
 
 
-class _NoLookups(AbstractResolver):
-    """The connector's resolver: URLs name checked addresses, so any lookup here is a bug."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        raise OSError(f"refusing to resolve {host!r}: only checked addresses are dialled")
-
-    async def close(self) -> None:
-        pass
-
-
 class Transport:
     """One aiohttp session, and its keep-alive pool, for one ``HttpClient``; use on its event loop only."""
 
-    def __init__(self, *, allow_private: bool, tls: ssl.SSLContext, max_response_bytes: int) -> None:
+    def __init__(
+        self, *, allow_private: bool, tls: ssl.SSLContext, max_response_bytes: int, egress: Egress = DIRECT
+    ) -> None:
         self._allow_private = allow_private
+        self._egress = egress
         self._tls = tls
         self._limit = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -116,15 +117,17 @@ class Transport:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created on the loop: no await between the check and the assignment
-            connector = aiohttp.TCPConnector(
-                resolver=_NoLookups(),
-                socket_factory=guarded_socket_factory(self._allow_private),
+            connector = egress_connector(
+                self._egress,
+                allow_private=self._allow_private,
+                destinations=None,  # URLs name checked addresses (or, through a proxy, the proxy resolves)
+                tls=self._tls,
                 force_close=not _POOL_KEYS_TLS_NAME,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),  # the caller's one deadline covers everything
-                trust_env=False,  # an environment proxy would connect to a name we never checked
+                trust_env=False,  # proxies come from the config (Egress), decided per hop
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),  # guests share the client; they must not share cookies
                 skip_auto_headers=_NO_AUTO_HEADERS,
@@ -170,6 +173,7 @@ class Transport:
             allow_redirects=False,
             ssl=self._tls if target.tls else True,
             server_hostname=target.hostname,
+            proxy=target.proxy,
         ) as response:
             location = response.headers.get("Location")
             if response.status in REDIRECTS and location is not None:
@@ -200,6 +204,10 @@ class Transport:
 
 def describe(error: BaseException) -> str:
     """A transport error as the guest reads it (close to Go's texts: ``connection refused``, ``tls: ...``)."""
+    if isinstance(error, aiohttp.ClientHttpProxyError):  # the proxy refused the CONNECT (the URL is not shown)
+        return f"proxyconnect: {error.status} {error.message}"
+    if isinstance(error, aiohttp.ClientProxyConnectionError):
+        return f"proxyconnect tcp: {describe(error.os_error)}"
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
         error = error.certificate_error
     elif isinstance(error, aiohttp.ClientConnectorError):

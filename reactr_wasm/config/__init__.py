@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from .capabilities import HTTP, CapabilitiesConfig, check_grants, grant_list, read_capabilities
+from .capabilities import CapabilitiesConfig, check_grants, grant_list, read_capabilities, read_http, redact_table
 from .checks import (
     MASK,
     Invalid,
@@ -54,6 +54,7 @@ from .checks import (
     strings,
     text,
 )
+from .egress import EGRESS, EgressSettings, finish_egress
 
 __all__ = [
     "MASK",
@@ -95,7 +96,9 @@ class LimitsConfig:
 
 
 @dataclass
-class CallbackConfig:
+class CallbackConfig(EgressSettings):
+    """``[callbacks]``: where callback URLs may point, retries, signing; and how requests leave (``EgressSettings``)."""
+
     allow_private: bool = False  # loopback, private, link-local, metadata ranges
     allow_http: bool = True
     allowed_domains: list[str] = field(default_factory=list)  # empty: any; "*.example.com" patterns
@@ -145,7 +148,7 @@ class Config:
         """This config as plain TOML-shaped data, secrets masked; for printing."""
         data: dict[str, Any] = {key: str(getattr(self, key)) for key in TOP_LEVEL if getattr(self, key) is not None}
         for section, (_, fields) in SECTIONS.items():
-            values = asdict(getattr(self, section))
+            values = redact_table(asdict(getattr(self, section)))
             for key, rule in fields.items():
                 if rule.secret and values[key]:
                     values[key] = [MASK] * len(values[key]) if isinstance(values[key], list) else MASK
@@ -157,8 +160,7 @@ class Config:
 
 def _runnable_data(overrides: RunnableConfig) -> dict[str, Any]:
     data = asdict(overrides)
-    if data["http"].get("auth"):
-        data["http"]["auth"] = {host: MASK for host in data["http"]["auth"]}
+    data["http"] = redact_table(dict(overrides.http))
     if not data["http"]:
         del data["http"]
     return data
@@ -181,6 +183,7 @@ LIMITS = {
     "queue_size": Rule(integer(1)),
 }
 CALLBACKS = {
+    **EGRESS,  # first, as EgressSettings' fields come first
     "allow_private": Rule(boolean),
     "allow_http": Rule(boolean),
     "allowed_domains": Rule(strings),
@@ -224,7 +227,10 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
     for key, value in data.items():
         if key in SECTIONS:
             cls, rules = SECTIONS[key]
-            sections[key] = cls(**reader.table(key, value, rules))
+            values = reader.table(key, value, rules)
+            if issubclass(cls, EgressSettings):
+                values = finish_egress(reader, key, values, base)
+            sections[key] = cls(**values)
         elif key == "capabilities":
             sections[key] = read_capabilities(reader, value, base)
         elif key not in TOP_LEVEL and key != "runnables":
@@ -235,7 +241,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
         reader.problem("runnables", f"must be a table of [runnables.NAME] tables, got {show(raw_runnables)}")
     else:
         for name, raw in raw_runnables.items():
-            runnables[name] = _runnable(reader, name, raw)
+            runnables[name] = _runnable(reader, name, raw, base)
     capabilities = sections.get("capabilities") or CapabilitiesConfig()
     grants = {"capabilities.grant": capabilities.grant}
     for name, own in runnables.items():
@@ -251,13 +257,13 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
     return Config(**sections, runnables=runnables, source=source, **paths)
 
 
-def _runnable(reader: Reader, name: str, raw: Any) -> RunnableConfig:
+def _runnable(reader: Reader, name: str, raw: Any, base: Path) -> RunnableConfig:
     if not isinstance(raw, dict):
         reader.problem(f"runnables.{name}", f"must be a table ([runnables.{name}]), got {show(raw)}")
         return RunnableConfig()
     own = RunnableConfig(**reader.table(f"runnables.{name}", {k: v for k, v in raw.items() if k != "http"}, RUNNABLE))
     if "http" in raw:
-        own.http = reader.table(f"runnables.{name}.http", raw["http"], HTTP)
+        own.http = read_http(reader, f"runnables.{name}.http", raw["http"], base)
     return own
 
 

@@ -10,8 +10,12 @@ and ``run_job`` need no grant. A grant of a capability that is not configured
     grant = ["cache"]
     [capabilities.http]              # fetch_url and graphql_query
     allowed_domains = ["api.example.com", "*.example.org"]
+    proxy = "http://proxy.internal:3128"  # or proxy_from_env = true
+    ca_file = "private-ca.pem"
     [capabilities.http.auth]
     "api.example.com" = "Bearer env(API_TOKEN)"
+    [capabilities.http.resolve]
+    "api.internal:443" = "10.0.0.5"
     [capabilities.cache]
     backend = "redis"
     url = "env(REDIS_URL)"
@@ -56,6 +60,7 @@ from .checks import (
     strings,
     text,
 )
+from .egress import EGRESS, EgressSettings, finish_egress, over_egress, redact_egress
 
 CAPABILITIES = ("http", "graphql", "cache", "static", "db")
 
@@ -70,8 +75,8 @@ def grant_list(value: Any) -> list[str]:
 
 
 @dataclass
-class HttpSettings:
-    """Where ``fetch_url`` and ``graphql_query`` may go (Reactr's rules, plus limits)."""
+class HttpSettings(EgressSettings):
+    """Where ``fetch_url`` and ``graphql_query`` may go (Reactr's rules, plus limits), and how (``EgressSettings``)."""
 
     allowed_domains: list[str] = field(default_factory=list)  # empty: any domain not blocked
     blocked_domains: list[str] = field(default_factory=list)
@@ -142,6 +147,7 @@ class CapabilitiesConfig:
 
 
 HTTP = {
+    **EGRESS,  # first, as EgressSettings' fields come first
     "allowed_domains": Rule(strings),
     "blocked_domains": Rule(strings),
     "allow_ips": Rule(boolean),
@@ -168,7 +174,12 @@ QUERY_TYPES = {kind.name.lower(): int(kind) for kind in QueryType}
 
 def redact_settings(settings: Any) -> dict[str, Any]:
     """``settings`` as plain data with secrets masked and paths as strings."""
-    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    return redact_table({f.name: getattr(settings, f.name) for f in fields(settings)})
+
+
+def redact_table(values: dict[str, Any]) -> dict[str, Any]:
+    """One table's values (settings, or a runnable's HTTP keys) as plain data: secrets masked, paths strings."""
+    values = redact_egress(values)
     for key, value in values.items():
         if key in SECRET_KEYS and value:
             values[key] = {name: MASK for name in value} if isinstance(value, dict) else MASK
@@ -197,7 +208,7 @@ def read_capabilities(reader: Reader, raw: Any, base: Path) -> CapabilitiesConfi
         if not isinstance(value, dict):
             continue
         if key == "http":
-            config.http = HttpSettings(**reader.table("capabilities.http", value, HTTP))
+            config.http = HttpSettings(**read_http(reader, "capabilities.http", value, base))
         elif key == "cache":
             config.cache = CacheSettings(**reader.table("capabilities.cache", value, CACHE))
         elif key == "static":
@@ -212,6 +223,11 @@ def read_capabilities(reader: Reader, raw: Any, base: Path) -> CapabilitiesConfi
 
 
 _GRANT = Rule(grant_list)
+
+
+def read_http(reader: Reader, key: str, raw: Any, base: Path) -> dict[str, Any]:
+    """The checked keys of one ``[capabilities.http]`` or ``[runnables.NAME.http]`` table."""
+    return finish_egress(reader, key, reader.table(key, raw, HTTP), base)
 
 
 def _path(base: Path, value: str) -> Path:
@@ -257,8 +273,12 @@ def _db(reader: Reader, raw: dict[str, Any], base: Path) -> DbSettings:
 
 
 def http_settings_for(config: CapabilitiesConfig, overrides: dict[str, Any]) -> HttpSettings:
-    """``[capabilities.http]`` with one runnable's ``[runnables.NAME.http]`` keys over it."""
-    return replace(config.http, **overrides) if overrides else config.http
+    """``[capabilities.http]`` with one runnable's ``[runnables.NAME.http]`` keys over it.
+
+    Each key the runnable sets replaces the shared value whole (a ``resolve``
+    table too); setting ``proxy`` or ``proxy_from_env`` clears the other.
+    """
+    return replace(config.http, **over_egress(overrides)) if overrides else config.http
 
 
 def check_grants(reader: Reader, config: CapabilitiesConfig, grants: dict[str, list[str]]) -> None:

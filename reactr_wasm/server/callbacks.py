@@ -41,13 +41,14 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from ..capabilities.egress_connector import egress_connector, proxy_router
 from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
 from ..scheduler.job import Result
 from ..scheduler.values import value_bytes
 from ..signing import SIGNATURE_HEADER, sign, verify_signature
 from ..wasm.runnable import CoordinatedResponse
-from .netrules import DestinationRefused, GuardedResolver, canonical_url, check_url, guarded_socket_factory
+from .netrules import DestinationRefused, canonical_url, check_url
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class Callbacks:
     def __init__(self, config: CallbackConfig, *, resolver: AbstractResolver | None = None) -> None:
         self.config = config
         self._resolver = resolver  # None: the system's (getaddrinfo on a thread)
+        self._egress = config.egress()  # proxy, CA bundle and resolve pins, shared with guest HTTP
         self._tasks: set[asyncio.Task[bool]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -169,7 +171,7 @@ class Callbacks:
             self._check_domain(canonical)
             await check_url(  # on the URL as given: a refusal names both forms, "127.1 (127.0.0.1)"
                 parsed, allow_http=self.config.allow_http, allow_private=self.config.allow_private,
-                timeout=self.config.timeout,
+                timeout=self.config.timeout, egress=self._egress,
             )
         except (ValueError, DestinationRefused) as error:
             raise CallbackRefused(f"callback URL refused: {error}") from None
@@ -250,15 +252,17 @@ class Callbacks:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            allow_private = self.config.allow_private
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(self._resolver or ThreadedResolver(), allow_private),
-                socket_factory=guarded_socket_factory(allow_private),
+            connector = egress_connector(
+                self._egress,
+                allow_private=self.config.allow_private,
+                destinations=self._resolver or ThreadedResolver(),
+                tls=self._egress.tls_context(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout),
                 headers={"User-Agent": "reactr-wasm callbacks"},
+                middlewares=(proxy_router(self._egress),),
             )
         return self._session
 

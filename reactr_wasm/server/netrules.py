@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Container
 
 from aiohttp import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from ..capabilities.egress import DIRECT, Egress
 from ..capabilities.http_rules import ipv4_address, literal_address
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -93,12 +95,16 @@ def check_scheme(url: URL, allow_http: bool) -> None:
         raise ValueError(f"{url}: insecure HTTP destinations are disallowed (use https)")
 
 
-async def check_url(url: URL, *, allow_http: bool, allow_private: bool, timeout: float = 5.0) -> None:
+async def check_url(
+    url: URL, *, allow_http: bool, allow_private: bool, timeout: float = 5.0, egress: Egress = DIRECT
+) -> None:
     """Check a destination before any work starts: scheme, then every address it resolves to.
 
-    Raises ValueError (bad URL) or DestinationRefused (forbidden or unresolvable
-    host). The connection itself is checked again (``GuardedResolver``,
-    ``guarded_socket_factory``).
+    The addresses are those ``egress`` pins the host and port to (``resolve``),
+    else what DNS answers here (also when a proxy will connect: it resolves the
+    name again itself). Raises ValueError (bad URL) or DestinationRefused
+    (forbidden or unresolvable host). The connection itself is checked again
+    (``GuardedResolver``, ``guarded_socket_factory``).
     """
     check_scheme(url, allow_http)
     host = url.raw_host or ""
@@ -108,6 +114,11 @@ async def check_url(url: URL, *, allow_http: bool, allow_private: bool, timeout:
     if address is not None:
         # IPv6 as written (check_address parses it, zone and all); IPv4 as read: "127.1 (127.0.0.1)".
         check_address(host, host if ":" in host else address, allow_private)
+        return
+    pinned = egress.pinned(host, url.port or 0)
+    if pinned is not None:
+        for address in pinned:
+            check_address(host, address, allow_private)
         return
     loop = asyncio.get_running_loop()
     try:
@@ -168,17 +179,21 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def guarded_socket_factory(allow_private: bool) -> SocketFactoryType:
+def guarded_socket_factory(
+    allow_private: bool, trusted: Container[tuple[str, int]] = frozenset()
+) -> SocketFactoryType:
     """A socket factory for aiohttp's connector that refuses sockets to forbidden addresses.
 
     aiohttp calls it with the address it is about to connect to, so this is
-    the last word, whatever produced the address.
+    the last word, whatever produced the address. ``(address, port)`` pairs in
+    ``trusted`` (the operator's proxy) are let through; it may grow later.
     """
 
     def factory(addr_info: AddrInfoType) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
         address = str(sockaddr[0])
-        check_address(address, address, allow_private)
+        if (address, sockaddr[1]) not in trusted:
+            check_address(address, address, allow_private)
         return socket.socket(family=family, type=type_, proto=proto)
 
     return factory
