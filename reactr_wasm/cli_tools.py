@@ -241,7 +241,10 @@ def _watch(args: argparse.Namespace) -> int:
         for line in str(error).splitlines():
             _error(line)
         return EXIT_USAGE
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: a build in progress cleans up
+    # Stop on SIGTERM as on Ctrl-C (a build in progress removes its scratch file), and on
+    # SIGINT even when started from a script, which leaves background jobs ignoring it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _rebuild(sorted(selected) if selected is not None else source_names(args.dir), args)
         print(f"watching {src}/ for changes (Ctrl-C to stop)", flush=True)
