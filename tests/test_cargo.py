@@ -19,7 +19,10 @@ from reactr_wasm.tooling import rustc
 from .conftest import ROOT
 
 CARGO = rustc.DEBIAN_RUSTC.with_name("cargo")
-pytestmark = pytest.mark.skipif(not CARGO.exists(), reason="needs Debian's cargo: apt-get install -y cargo")
+pytestmark = [
+    pytest.mark.skipif(not CARGO.exists(), reason="needs Debian's cargo: apt-get install -y cargo"),
+    pytest.mark.slow,  # a cold cargo build each: 5-15 s
+]
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("REACTR_RUSTC", "RUSTC", "REACTR_CARGO", "REACTR_WASM_SDK")}
 ENV["PYTHONPATH"] = str(ROOT)
