@@ -3,19 +3,21 @@
 Exit codes: 0 success; 1 a compiler refused a source, or ``--check`` found a
 module that differs from its source; 2 a usage error, an unknown or
 unrecognised source folder, or a missing toolchain (the message names the
-command that installs it).
+command that installs it). ``build --watch`` runs until Ctrl-C (or SIGTERM), then exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from .errors import ReactrError
-from .tooling import LANGUAGES, STARTERS, BuildFailed, ToolchainMissing
+from .tooling import LANGUAGES, RUST_CARGO, STARTERS, BuildFailed, ToolchainMissing
 from .tooling.build import Source, SourceError, build, check, check_toolchains, find_source, source_names
 from .tooling.scaffold import new_runnable
+from .tooling.watch import changed_runnables
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -25,18 +27,25 @@ and serve it. NAME becomes the job name (POST /do/NAME) and the module DIR/NAME.
 
 examples:
   reactr-wasm new hello --lang rust
-  reactr-wasm new greet --lang assemblyscript --dir runnables"""
+  reactr-wasm new hello --lang rust --cargo     a Cargo project: Cargo.toml, src/lib.rs
+  reactr-wasm new greet --lang assemblyscript --dir runnables
+  reactr-wasm new echo --lang wat               one .wat file: nothing to install"""
 
 BUILD_EPILOG = """\
 Compiles DIR/src/NAME/ into DIR/NAME.wasm; the language is recognised from the
-folder's files (rust, assemblyscript, or one .wat file). A module is replaced only
-when its build succeeds, so a server watching DIR reloads it and a compile error
-leaves the previous one serving. Exit code 1: a compile error (the compiler's
-message is shown) or a --check mismatch; 2: unknown source or missing toolchain.
+folder's files (lib.rs or Cargo.toml: rust; index.ts: assemblyscript; one .wat
+file). A module is replaced only when its build succeeds, so a server watching DIR
+reloads it and a compile error leaves the previous one serving. Exit code 1: a
+compile error (the compiler's message is shown) or a --check mismatch; 2: unknown
+source or missing toolchain. --watch runs until Ctrl-C (exit 0).
+
+Rust uses the first rustc with the wasm32 std: $REACTR_RUSTC, $RUSTC, rustc on
+PATH, ~/.cargo/bin/rustc, /usr/bin/rustc (Cargo projects: the cargo beside it).
 
 examples:
   reactr-wasm build hello                       runnables/src/hello/ -> runnables/hello.wasm
   reactr-wasm build --all --dir runnables
+  reactr-wasm build --watch --all               rebuild each runnable when its sources change
   reactr-wasm build --all --check               do the committed modules match their sources?"""
 
 
@@ -48,13 +57,14 @@ def add_commands(
     new = commands.add_parser(
         "new",
         parents=[common],
-        help="start a new runnable from a starter (Rust or AssemblyScript)",
+        help="start a new runnable from a starter (Rust, AssemblyScript or WAT)",
         description="Start a new runnable: write a starter into DIR/src/NAME/.",
         epilog=NEW_EPILOG,
         formatter_class=formatter,
     )
     new.add_argument("name", metavar="NAME", help="the runnable's (job's) name: lower case, digits, '-', '_'")
     new.add_argument("--lang", required=True, choices=STARTERS, help="the language of the starter")
+    new.add_argument("--cargo", action="store_true", help="with --lang rust: a Cargo project (Cargo.toml, src/lib.rs)")
     new.add_argument("--dir", type=Path, default=Path("runnables"), help="runnables folder (default ./runnables)")
     new.set_defaults(handler=cmd_new, default_log_level="warning")
 
@@ -74,6 +84,9 @@ def add_commands(
         action="store_true",
         help="build into a scratch folder and compare with DIR/NAME.wasm byte for byte; change nothing",
     )
+    build_cmd.add_argument(
+        "--watch", action="store_true", help="build, then rebuild a runnable whenever a file of its source changes"
+    )
     build_cmd.set_defaults(handler=cmd_build, default_log_level="warning")
 
 
@@ -87,6 +100,11 @@ def _error(message: str) -> None:
 
 def cmd_new(args: argparse.Namespace) -> int:
     language = LANGUAGES[args.lang]
+    if args.cargo and language.name != "rust":
+        _error(f"--cargo makes a Rust Cargo project; it does not go with --lang {args.lang}")
+        return EXIT_USAGE
+    if args.cargo:
+        language = RUST_CARGO
     try:
         folder = new_runnable(args.name, language, args.dir)
     except ReactrError as error:
@@ -189,6 +207,8 @@ def _build_one(source: Source, args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(args)
     try:
         sources = _resolve(args)
         check_toolchains(sources)
@@ -202,3 +222,52 @@ def cmd_build(args: argparse.Namespace) -> int:
         what = "differ from their sources or did not build" if args.check else "did not build"
         _error(f"{len(failed)} of {len(sources)} runnables {what}: {', '.join(failed)}")
     return max(codes.values())
+
+
+# ---------------------------------------------------------------------------
+# build --watch
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Build the runnables named (or all), then rebuild each one whose sources change, until Ctrl-C."""
+    src = args.dir / "src"
+    try:
+        if args.check:
+            raise SourceError("--watch rebuilds and --check only compares: pass one of them")
+        if not src.is_dir():
+            raise SourceError(f"no folder {src} to watch; start a runnable with: reactr-wasm new NAME --lang rust")
+        selected = None if args.all and not args.names else {source.name for source in _resolve(args)}
+    except ReactrError as error:
+        for line in str(error).splitlines():
+            _error(line)
+        return EXIT_USAGE
+    # Stop on SIGTERM as on Ctrl-C (a build in progress removes its scratch file), and on
+    # SIGINT even when started from a script, which leaves background jobs ignoring it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _rebuild(sorted(selected) if selected is not None else source_names(args.dir), args)
+        print(f"watching {src}/ for changes (Ctrl-C to stop)", flush=True)
+        for changed in changed_runnables(src):
+            _rebuild(sorted(changed if selected is None else changed & selected), args)
+    except KeyboardInterrupt:
+        print("\nstopped watching", flush=True)
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _rebuild(names: list[str], args: argparse.Namespace) -> None:
+    """Build each of ``names`` that still has a source folder; report problems and go on."""
+    for name in names:
+        if not (args.dir / "src" / name).is_dir():
+            continue  # removed (or renamed): nothing to build until it comes back
+        try:
+            source = find_source(args.dir, name)
+            source.language.check_toolchain()
+        except ReactrError as error:
+            _error(str(error))
+            continue
+        _build_one(source, args)

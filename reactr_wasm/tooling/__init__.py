@@ -1,18 +1,18 @@
 """Guest-language tooling behind ``reactr-wasm new`` and ``reactr-wasm build``.
 
 ``LANGUAGES`` maps each ``--lang`` name to its ``Language`` (see ``base.py``), in the
-order ``build`` tries them; ``STARTERS`` are the languages ``new`` offers: those with
-a guest SDK (WAT has no starter).
+order ``build`` tries them; ``new`` offers a starter in each. ``RUST_CARGO`` is the
+Rust starter as a Cargo project (``new --lang rust --cargo``).
 """
 
 from __future__ import annotations
 
 from .assemblyscript import ASSEMBLYSCRIPT
 from .base import BuildFailed, Language, ToolchainMissing
-from .rust import RUST
+from .rust import RUST, RUST_CARGO
 from .wat import WAT
 
 LANGUAGES: dict[str, Language] = {language.name: language for language in (RUST, ASSEMBLYSCRIPT, WAT)}
-STARTERS: tuple[str, ...] = (RUST.name, ASSEMBLYSCRIPT.name)
+STARTERS: tuple[str, ...] = tuple(LANGUAGES)
 
-__all__ = ["LANGUAGES", "STARTERS", "BuildFailed", "Language", "ToolchainMissing"]
+__all__ = ["LANGUAGES", "RUST_CARGO", "STARTERS", "BuildFailed", "Language", "ToolchainMissing"]

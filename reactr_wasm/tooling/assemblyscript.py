@@ -24,18 +24,20 @@ Flags, and why:
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import BuildFailed, Language, Progress, ToolchainMissing, sdk_dir
+from .base import BuildFailed, Language, Progress, ToolchainMissing, sdk_dir, shown
 
 ENTRY = "index.ts"
 PACKAGE = "@suborbital/suborbital"
 ABORT_HANDLER = f"~lib/{PACKAGE}/assembly/runnable/abortHandler"
 COMPILE_TIMEOUT = 300  # seconds; asc takes ~2 s per runnable
 
+_LOCATION = re.compile(r"^(\s*└─ in )(?![~/])", re.MULTILINE)  # not ~lib/ (the SDK, the std library)
 ASC_FLAGS = ("-O3", "--noAssert", "--runtime", "minimal", "--noColors", "--use", f"abort={ABORT_HANDLER}")
 
 STARTER = """\
@@ -119,6 +121,8 @@ def compile_runnable(source: Path, out: Path, *, runtime: str = "minimal") -> No
         except subprocess.TimeoutExpired:
             raise BuildFailed(f"{source}: asc did not finish within {COMPILE_TIMEOUT} s") from None
     output = "\n".join(part.strip() for part in (done.stdout, done.stderr) if part.strip())
+    # asc names the runnable's files relative to its folder ("in index.ts(2,16)"): show openable paths.
+    output = _LOCATION.sub(lambda match: f"{match[1]}{shown(source)}/", output)
     if done.returncode != 0:
         raise BuildFailed(output or f"asc exited with {done.returncode}")
     if not out.is_file():

@@ -1,13 +1,14 @@
-"""Rust runnables: a folder with ``lib.rs`` built against the ``suborbital`` SDK in ``sdk/rust/``.
+"""Rust runnables: a folder with ``lib.rs`` built against the ``suborbital`` SDK (``sdk/rust/``).
 
-Uses Debian's ``/usr/bin/rustc`` (the rustup one that may come first on PATH has no wasm32
-std) and no crates.io: the SDK is compiled to an rlib, cached by content, then linked into
-the runnable, a ``cdylib``. ``//! build-target: wasm32-wasi`` in ``lib.rs`` picks the target
-(default ``wasm32-unknown-unknown``).
+No cargo and no crates.io: the SDK is compiled to an rlib, cached by content and compiler,
+then linked into the runnable, a ``cdylib``. The rustc is the first one with the wasm32 std
+(``rustc.py``: ``REACTR_RUSTC``, ``RUSTC``, PATH, rustup's, Debian's). ``//! build-target:
+wasm32-wasi`` in ``lib.rs`` picks the target (default ``wasm32-unknown-unknown``). A folder
+with a ``Cargo.toml`` is a Cargo project instead (``cargo.py``).
 
-Builds are reproducible: the same sources give the same bytes whatever folder they sit in,
-because every local path is remapped (``--remap-path-prefix``) before it can reach the module
-(panic locations) or the compiler's messages.
+Builds are reproducible: the same sources and rustc give the same bytes whatever folder they
+sit in, because every local path is remapped (``--remap-path-prefix``) before it can reach the
+module (panic locations); the compiler's messages get the real paths back (``relocate``).
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from .base import BuildFailed, Language, Progress, ToolchainMissing, sdk_dir
+from . import cargo
+from .base import BuildFailed, Language, Progress, ToolchainMissing, relocate, sdk_dir
+from .rustc import Rustc, check_linker, find_cargo, find_rustc
 
-RUSTC = Path("/usr/bin/rustc")
-INSTALL = "apt-get install -y rustc libstd-rust-dev-wasm32 lld-14"
-TARGETS = ("wasm32-unknown-unknown", "wasm32-wasi")
+TARGETS = ("wasm32-unknown-unknown", "wasm32-wasi", "wasm32-wasip1")
 DEFAULT_TARGET = TARGETS[0]
 COMPILE_TIMEOUT = 600.0  # seconds; a normal runnable takes about one
 
@@ -32,43 +33,36 @@ _COMMON = ["--edition", "2021", "-C", "opt-level=s", "-C", "panic=abort"]
 _RUNNABLE = ["--crate-type", "cdylib", "-C", "lto", "-C", "strip=symbols", *_COMMON]
 _SDK = ["--crate-type", "rlib", "--crate-name", "suborbital", *_COMMON]
 _TARGET_LINE = re.compile(r"^//!\s*build-target:\s*(\S*)", re.MULTILINE)
+SDK_PREFIX = "suborbital"  # what the SDK's folder is remapped to
 
 
 # --- toolchain --------------------------------------------------------------------------------
 
 
-def _rustc(*args: str) -> str:
-    """stdout of ``rustc ARGS`` for a query like ``--print sysroot``."""
-    try:
-        done = subprocess.run([str(RUSTC), *args], capture_output=True, text=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError) as error:
-        raise ToolchainMissing(f"{RUSTC} does not run ({error}); install Debian's Rust with: {INSTALL}") from error
-    return done.stdout.strip()
-
-
-def _check(targets: tuple[str, ...]) -> None:
-    if not os.access(RUSTC, os.X_OK):
-        raise ToolchainMissing(f"{RUSTC} not found (the rustup rustc has no wasm32 std); install it with: {INSTALL}")
-    sysroot = Path(_rustc("--print", "sysroot"))
-    for target in targets:
-        if not (sysroot / "lib" / "rustlib" / target / "lib").is_dir():
-            raise ToolchainMissing(f"no Rust std for {target} under {sysroot}; install it with: {INSTALL}")
-    host = next((line.split()[1] for line in _rustc("-vV").splitlines() if line.startswith("host:")), "")
-    bundled = sysroot / "lib" / "rustlib" / host / "bin" / "rust-lld"
-    if shutil.which("rust-lld") is None and not os.access(bundled, os.X_OK):
-        raise ToolchainMissing(f"rust-lld (the wasm linker rustc calls) not found; install it with: {INSTALL}")
-
-
 def check_toolchain() -> None:
-    """Raises ToolchainMissing unless rustc, the wasm32 std of every target and rust-lld exist."""
-    _check(TARGETS)
+    """Raises ToolchainMissing unless a rustc with the default target's std and rust-lld exist."""
+    check_linker(find_rustc(DEFAULT_TARGET))
+
+
+def check_cargo_toolchain() -> None:
+    """``check_toolchain``, and a cargo to go with the rustc (for Cargo projects)."""
+    rustc = find_rustc(DEFAULT_TARGET)
+    check_linker(rustc)
+    find_cargo(rustc)
+
+
+def _toolchain(target: str) -> Rustc:
+    rustc = find_rustc(target)
+    check_linker(rustc)
+    return rustc
 
 
 # --- sources ----------------------------------------------------------------------------------
 
 
 def detect(folder: Path) -> bool:
-    return (folder / "lib.rs").is_file()
+    """A plain ``lib.rs``, or a Cargo project."""
+    return (folder / "lib.rs").is_file() or cargo.detect(folder)
 
 
 def build_target(source: str) -> str:
@@ -95,9 +89,8 @@ def _type_name(name: str) -> str:
 
 
 STARTER = """\
-//! {name}: a starter runnable. Build it with `reactr-wasm build`; the SDK it uses is
-//! `sdk/rust/` (see its README for every function). To build for WASI instead, add a line
-//! `//! build-target: wasm32-wasi` here.
+//! {name}: a starter runnable. Build it with `reactr-wasm build {name}`. It uses reactr-wasm's
+//! `suborbital` crate (sdk/rust/README.md in reactr-wasm lists every function).{wasi}
 
 use suborbital::runnable::{{RunErr, Runnable}};
 use suborbital::{{log, util}};
@@ -122,24 +115,34 @@ suborbital::register_runnable!({type_name});
 """
 
 
+WASI_NOTE = "\n//! To build for WASI instead, add a line `//! build-target: wasm32-wasi` here."
+
+
 def scaffold(name: str, folder: Path) -> None:
     """Writes ``lib.rs``: an echo runnable named ``name``, with comments."""
-    (folder / "lib.rs").write_text(STARTER.format(name=name, type_name=_type_name(name)))
+    (folder / "lib.rs").write_text(STARTER.format(name=name, type_name=_type_name(name), wasi=WASI_NOTE))
+
+
+def scaffold_cargo(name: str, folder: Path) -> None:
+    """Writes a Cargo project: ``Cargo.toml`` (the SDK as a path dependency) and ``src/lib.rs``."""
+    cargo.write_manifest(name, folder)
+    (folder / "src").mkdir()
+    (folder / "src" / "lib.rs").write_text(STARTER.format(name=name, type_name=_type_name(name), wasi=""))
 
 
 # --- build ------------------------------------------------------------------------------------
 
 
-def _compile(args: list[str], what: str) -> str:
+def _compile(rustc: Rustc, args: list[str], what: str) -> str:
     """Runs rustc; answers its stderr (warnings) or raises BuildFailed with it."""
     try:
         done = subprocess.run(
-            [str(RUSTC), *args], capture_output=True, text=True, errors="replace", timeout=COMPILE_TIMEOUT
+            [str(rustc.path), *args], capture_output=True, text=True, errors="replace", timeout=COMPILE_TIMEOUT
         )
     except subprocess.TimeoutExpired as error:
         raise BuildFailed(f"{what}: rustc did not finish within {COMPILE_TIMEOUT:.0f} s") from error
     except OSError as error:
-        raise ToolchainMissing(f"{RUSTC} does not run ({error}); install Debian's Rust with: {INSTALL}") from error
+        raise ToolchainMissing(f"{rustc.path} does not run ({error})") from error
     if done.returncode != 0:
         raise BuildFailed(done.stderr.strip() or f"{what}: rustc failed with exit code {done.returncode}")
     return done.stderr.strip()
@@ -159,61 +162,76 @@ def _cache_root() -> Path:
     return root
 
 
-def _sdk_key(sdk: Path, target: str) -> str:
+def _sdk_key(sdk: Path, rustc: Rustc) -> str:
     """A digest of everything the SDK rlib depends on: its sources, the target, rustc, the flags."""
     digest = hashlib.sha256()
-    for part in (_rustc("-vV"), target, " ".join(_SDK)):
+    for part in (rustc.version, rustc.target, " ".join(_SDK)):
         digest.update(part.encode() + b"\0")
     for path in sorted(sdk.rglob("*.rs")):
         digest.update(path.relative_to(sdk).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:32]
 
 
-def sdk_rlib(target: str, progress: Progress) -> Path:
-    """The SDK compiled for ``target``, built once per SDK content and reused from the cache."""
+def sdk_rlib(rustc: Rustc, progress: Progress) -> Path:
+    """The SDK compiled by ``rustc``, built once per SDK content and compiler, reused from the cache."""
     sdk = sdk_dir("rust")
-    final = _cache_root() / _sdk_key(sdk, target) / "libsuborbital.rlib"
+    final = _cache_root() / _sdk_key(sdk, rustc) / "libsuborbital.rlib"
     if final.is_file():
         return final
-    progress(f"compiling the suborbital SDK (rust, {target})")
+    progress(f"compiling the suborbital SDK (rust, {rustc.target}, rustc {rustc.release} at {rustc.path})")
     final.parent.mkdir(parents=True, exist_ok=True)
     # Built in a private folder and renamed: concurrent builds never see a half-written rlib.
     with tempfile.TemporaryDirectory(dir=final.parent) as scratch:
         partial = Path(scratch) / "libsuborbital.rlib"
         # Remapped so the rlib (and any panic location it passes on) names `suborbital/...`.
-        remap = f"--remap-path-prefix={sdk.resolve()}=suborbital"
-        _compile([*_SDK, "--target", target, remap, "-o", str(partial), str(sdk / "src" / "lib.rs")], "the rust SDK")
+        remap = f"--remap-path-prefix={sdk.resolve()}={SDK_PREFIX}"
+        args = [*_SDK, "--target", rustc.target, remap, "-o", str(partial), str(sdk / "src" / "lib.rs")]
+        try:
+            _compile(rustc, args, "the rust SDK")
+        except BuildFailed as error:
+            raise BuildFailed(relocate(str(error), SDK_PREFIX, sdk)) from None
         os.replace(partial, final)
     return final
 
 
 def build(src: Path, out: Path, progress: Progress) -> None:
-    """Compiles ``src/lib.rs`` into the module ``out``; raises BuildFailed or ToolchainMissing."""
+    """Compiles ``src/lib.rs`` (or the Cargo project ``src``) into the module ``out``.
+
+    Raises BuildFailed with the compiler's messages (locations as paths the user can open),
+    or ToolchainMissing.
+    """
+    if cargo.detect(src):
+        cargo.build(src, out, progress, rustc=_toolchain(DEFAULT_TARGET))
+        return
     lib = src / "lib.rs"
     try:
         source = lib.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise BuildFailed(f"{lib}: cannot read the runnable's source ({error})") from error
-    target = build_target(source)
-    _check((target,))
-    rlib = sdk_rlib(target, progress)
+    rustc = _toolchain(build_target(source))
+    rlib = sdk_rlib(rustc, progress)
     name = crate_name(src)
-    progress(f"compiling {src.name} (rust, {target})")
+    progress(f"compiling {src.name} (rust, {rustc.target})")
     shown = src.name if "=" not in src.name else name  # rustc splits FROM=TO at the last '='
 
     args = [
         *_RUNNABLE,
-        "--target", target,
+        "--target", rustc.target,
         "--crate-name", name,
         "--extern", f"suborbital={rlib}",
         f"--remap-path-prefix={src.resolve()}={shown}",
-        f"--remap-path-prefix={rlib.parent}=suborbital",
+        f"--remap-path-prefix={rlib.parent}={SDK_PREFIX}",
         "-o", str(out),
         str(src.resolve() / "lib.rs"),
     ]  # fmt: skip
-    warnings = _compile(args, src.name)
-    for line in warnings.splitlines():
+    try:
+        warnings = _compile(rustc, args, src.name)
+    except BuildFailed as error:
+        raise BuildFailed(relocate(str(error), shown, src)) from None
+    for line in relocate(warnings, shown, src).splitlines():
         progress(line)
 
 
 RUST = Language(name="rust", detect=detect, scaffold=scaffold, check_toolchain=check_toolchain, build=build)
+# What `new --lang rust --cargo` writes and checks; `build` recognises both layouts as RUST.
+RUST_CARGO = replace(RUST, scaffold=scaffold_cargo, check_toolchain=check_cargo_toolchain)

@@ -25,7 +25,7 @@ from reactr_wasm import Reactr, RunErr
 from reactr_wasm.compose import build_backends, build_reactr, register_wasm
 from reactr_wasm.config import ServerConfig, parse_config
 from reactr_wasm.server.app import create_app
-from reactr_wasm.tooling import rust
+from reactr_wasm.tooling import rustc
 from reactr_wasm.tooling.base import BuildFailed, ToolchainMissing
 from reactr_wasm.tooling.rust import RUST
 
@@ -36,7 +36,9 @@ GUESTS = ROOT / "tests" / "guests" / "rust"
 EXAMPLES = sorted(folder.name for folder in (ROOT / "runnables" / "src").iterdir() if RUST.detect(folder))
 Start = Callable[..., Awaitable[Client]]  # conftest's start fixture
 
-pytestmark = pytest.mark.skipif(not rust.RUSTC.exists(), reason=f"Debian's rustc is not installed ({rust.INSTALL})")
+pytestmark = pytest.mark.skipif(
+    not rustc.DEBIAN_RUSTC.exists(), reason=f"Debian's rustc is not installed ({rustc.APT_INSTALL})"
+)
 
 
 # --- modules ------------------------------------------------------------------------------------
@@ -384,7 +386,7 @@ def test_compiler_errors_are_build_failed(tmp_path: Path) -> None:
 
 
 def test_missing_toolchain_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rust, "RUSTC", tmp_path / "no-rustc")
+    monkeypatch.setenv("REACTR_RUSTC", str(tmp_path / "no-rustc"))
     with pytest.raises(ToolchainMissing) as missing:
         RUST.check_toolchain()
     assert str(missing.value).endswith("apt-get install -y rustc libstd-rust-dev-wasm32 lld-14")
