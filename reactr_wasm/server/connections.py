@@ -149,6 +149,9 @@ class Connections(web.Server):
                     log.exception("checking a connection's deadlines failed")
 
 
+_data_received = web.RequestHandler.data_received
+
+
 class _Connection(web.RequestHandler):
     """One client connection: aiohttp's handler plus its head and body deadlines."""
 
@@ -178,7 +181,7 @@ class _Connection(web.RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         count = self._request_count
-        super().data_received(data)
+        _data_received(self, data)  # not super(): ~50 ns instead of ~300 ns, once per request
         if self._request_count != count:  # a request head is complete
             self._head_since = None
         elif self._head_since is None and self._waiter is not None:  # first bytes of the next head
