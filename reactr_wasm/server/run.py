@@ -62,6 +62,8 @@ class _Runner(web.AppRunner):
                 return await do(request)  # type: ignore[arg-type]
             return await through_app(request)
 
+        # Same server, our connection class: plain._kwargs are the handler arguments aiohttp gathered
+        # (access log, keep-alive, the app's handler_args); it has no public getter for them.
         return Connections(
             dispatch, header_timeout=self._limits.header_timeout, body_timeout=self._limits.body_timeout,
             cap=self._cap, request_factory=plain.request_factory, handler_cancellation=plain.handler_cancellation,
