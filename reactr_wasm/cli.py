@@ -195,7 +195,7 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.run import serve  # aiohttp loads only for the server
+    from .server.run import ListenError, serve  # aiohttp loads only for the server
 
     config = serve_config(args)
     if args.print_config:
@@ -208,6 +208,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     service = build_service(config, watch=not args.no_watch)
     try:
         asyncio.run(serve(service.reactr, config, app=service.app))
+    except ListenError as error:
+        raise UsageError(str(error)) from None
     finally:
         service.close()
     return 0

@@ -241,3 +241,19 @@ def test_serve_refuses_a_bad_config_or_folder(tmp_path: Path) -> None:
     )
     done = cli("serve", "--dir", str(tmp_path / "missing"))
     assert done.returncode == 2 and b"does not exist" in done.stderr
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    modules = tmp_path / "runnables"
+    modules.mkdir()
+    (modules / "echo.wasm").write_bytes(wat_module("echo"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        quiet = cli("serve", "--dir", str(modules), "--port", str(port), "--log-level", "warning", "--no-watch")
+        logged = cli("serve", "--dir", str(modules), "--port", str(port), "--no-watch")
+    message = f"reactr-wasm: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    assert (quiet.returncode, quiet.stderr.decode()) == (2, message)
+    assert logged.returncode == 2 and logged.stderr.decode().endswith(message)  # after the INFO lines
+    assert b"Traceback" not in logged.stderr

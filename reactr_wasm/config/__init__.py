@@ -85,6 +85,11 @@ class ServerConfig:
     max_wait: float = 300.0  # longest a then=true or GET /then waits, seconds
     auth_tokens: list[str] = field(default_factory=list)  # empty: no auth
     drain_timeout: float = 30.0  # seconds to finish in-flight work on shutdown
+    # Slow and idle clients (server/connections.py): each holds a connection, so each is bounded.
+    header_timeout: float = 10.0  # seconds for a request line and headers to arrive, from the first byte
+    body_timeout: float = 60.0  # seconds for a whole request body to arrive, from the end of its head
+    keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
+    max_connections: int = 10_000  # open connections at most (fewer if the open-file limit is lower)
 
 
 @dataclass
@@ -175,6 +180,10 @@ SERVER = {
     "max_wait": Rule(seconds()),
     "auth_tokens": Rule(strings, secret=True),
     "drain_timeout": Rule(seconds(allow_zero=True)),
+    "header_timeout": Rule(seconds()),
+    "body_timeout": Rule(seconds()),
+    "keepalive_timeout": Rule(seconds()),
+    "max_connections": Rule(integer(1)),
 }
 LIMITS = {
     "timeout": Rule(seconds()),

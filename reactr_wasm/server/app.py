@@ -39,6 +39,7 @@ from ..errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
 from ..scheduler.job import Job, Result, is_result_id
 from ..scheduler.reactr import Reactr
 from .callbacks import Callbacks
+from .connections import BodyTimeout
 from .responses import RETRY_AFTER, HTTPError, error_response, json_response, value_response
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,14 @@ class Server:
         length = request.content_length
         if length is not None and length > self.body_limit:
             raise HTTPError(413, f"request body of {length} bytes is over the limit of {self.body_limit} bytes")
-        body = await request.read()
+        try:
+            body = await request.read()
+        except ConnectionError:  # the client hung up mid-upload: its doing, not a server error
+            log.info("request %s: the client closed the connection before sending its whole body",
+                     request.get(REQUEST_ID))  # fmt: skip
+            raise HTTPError(499, "client closed the connection") from None  # nginx's "client closed request"
+        except BodyTimeout as timeout:
+            raise HTTPError(408, str(timeout), {"Connection": "close"}) from None
         query = request.query_string
         if query == "then=true" and "Idempotency-Key" not in request.headers:
             ran, value, error = await self._run_soon(name, body)  # the fast path: no Result at all

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from ..config import Config
+from ..config import Config, ServerConfig
 from ..scheduler.reactr import Reactr
 from .app import DO_PREFIX, SERVER, SHUTDOWN_GRACE, create_app
+from .connections import BACKLOG, Connections, connection_cap, raise_open_file_limit
+from .log_repeats import RepeatFilter
+from .redaction import Redactor, secret_values
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(OSError):
+    """The configured address cannot be listened on: in use, not a local address, no permission."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        self.message = f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}"
+        super().__init__(error.errno or errno.EINVAL, self.message)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class _Runner(web.AppRunner):
@@ -24,15 +43,17 @@ class _Runner(web.AppRunner):
     aiohttp's Application routing (resolve, match info, middleware checks)
     costs ~15 µs per request here — more than the Wasm job it routes to. The
     hottest route skips it; every other request goes through the app as usual.
+    Its connections have deadlines and a cap (``connections.py``).
     """
 
-    def __init__(self, app: web.Application, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
+    def __init__(self, app: web.Application, limits: ServerConfig, cap: int, **kwargs: Any) -> None:
+        super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
         self._do = app[SERVER].guard(app[SERVER].do)
+        self._limits, self._cap = limits, cap
 
     async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        through_app = server.request_handler
+        plain = await super()._make_server()  # starts the app; aiohttp's server with the handler arguments
+        through_app = plain.request_handler
         do = self._do
 
         async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
@@ -42,8 +63,44 @@ class _Runner(web.AppRunner):
                 return await do(request)  # type: ignore[arg-type]
             return await through_app(request)
 
-        server.request_handler = dispatch
-        return server
+        # Same server, our connection class: plain._kwargs are the handler arguments aiohttp gathered
+        # (access log, keep-alive, the app's handler_args); it has no public getter for them.
+        return Connections(
+            dispatch, header_timeout=self._limits.header_timeout, body_timeout=self._limits.body_timeout,
+            cap=self._cap, request_factory=plain.request_factory, handler_cancellation=plain.handler_cancellation,
+            loop=asyncio.get_running_loop(), **plain._kwargs,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _guarded_logs(config: Config) -> Iterator[None]:
+    """While serving, every root handler masks secrets and cuts floods of repeated warnings.
+
+    One RepeatFilter per handler: each handler filters a record once.
+    """
+    redactor = Redactor(secret_values(config))
+    installed: list[tuple[logging.Handler, RepeatFilter]] = []
+    for handler in logging.getLogger().handlers:
+        repeats = RepeatFilter()
+        handler.addFilter(redactor)  # first: repeats are told apart by the masked text
+        handler.addFilter(repeats)
+        installed.append((handler, repeats))
+    try:
+        yield
+    finally:
+        for handler, repeats in installed:
+            repeats.flush(handler)
+            handler.removeFilter(repeats)
+            handler.removeFilter(redactor)
+
+
+def _connection_cap(limits: ServerConfig) -> int:
+    files = raise_open_file_limit()
+    if files is not None and files[1] > files[0]:
+        log.info("open-file limit raised from %d to %d", *files)
+    cap = connection_cap(limits.max_connections, files[1] if files else None)
+    log.debug("holding up to %d connections open", cap)
+    return cap
 
 
 def _log_urls(reactr: Reactr, runner: web.AppRunner) -> None:
@@ -73,20 +130,35 @@ async def serve(
 
     Draining stops accepting connections, waits up to ``server.drain_timeout``
     seconds for jobs and callbacks in flight, cancels what is left and closes.
+    The soft open-file limit is raised to the hard one; while serving, the root
+    logger's handlers mask secrets and cut floods of repeated warnings.
+    Raises ListenError when the address cannot be listened on.
     """
     config = config if config is not None else Config()
+    with _guarded_logs(config):
+        await _serve(reactr, config, app, shutdown_event, handle_signals)
+    log.info("stopped")
+
+
+async def _serve(
+    reactr: Reactr, config: Config, app: web.Application | None, shutdown_event: asyncio.Event | None,
+    handle_signals: bool,
+) -> None:  # fmt: skip
     app = app if app is not None else create_app(reactr, config)
     stop = shutdown_event if shutdown_event is not None else asyncio.Event()
     runner = _Runner(
-        app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
-        shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),
-    )
+        app, config.server, _connection_cap(config.server), handle_signals=False,
+        access_log_format=ACCESS_LOG_FORMAT, shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),
+    )  # fmt: skip
     await runner.setup()
     loop = asyncio.get_running_loop()
     signals: list[signal.Signals] = []
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
+        site = web.TCPSite(runner, config.server.host, config.server.port, backlog=BACKLOG)
+        try:
+            await site.start()
+        except OSError as error:
+            raise ListenError(config.server.host, config.server.port, error) from None
         log.info("listening on %s", ", ".join(f"{host}:{port}" for host, port, *_ in runner.addresses))
         _log_urls(reactr, runner)
         if handle_signals:
@@ -100,4 +172,3 @@ async def serve(
         for signum in signals:
             loop.remove_signal_handler(signum)
         await runner.cleanup()  # stops the site, then on_shutdown drains, then closes
-    log.info("stopped")
