@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 import pytest
@@ -402,6 +404,34 @@ def test_events_wait_for_the_next_close_when_a_file_is_written_again_first(
         assert reactr.names() == [], "the close of the first writer is followed by a write: not loaded"
     watched.apply_events()
     assert served(reactr, "version", b"") == b"21", "the bytes as the second writer left them on close"
+
+
+def test_events_drop_a_read_when_the_file_is_written_while_the_server_handles_its_close(
+    reactr: Reactr, folder: Path
+) -> None:
+    old, new, split = version_modules()
+    (folder / "version.wasm").write_bytes(old)
+    second_writer: list[BinaryIO] = []
+
+    def load(name: str, data: bytes, path: Path) -> None:
+        register_wasm(reactr, Config(), name, data, path)
+        if name == "echo" and not second_writer:  # while the batch is applied: version.wasm is written again
+            second_writer.append((folder / "version.wasm").open("r+b"))
+            second_writer[0].write(old[:split])
+            second_writer[0].flush()
+
+    with RunnableFolder(folder, load, reactr.deregister) as watcher, contextlib.ExitStack() as handles:
+        watcher.poll(settle=False)
+        assert watcher.watch_events()
+        (folder / "echo.wasm").write_bytes(wat_module("echo"))  # closed first: loaded first
+        (folder / "version.wasm").write_bytes(new)
+        watcher.apply_events()
+        assert served(reactr, "echo", b"x") == b"hello x" and second_writer
+        handles.enter_context(second_writer[0])
+        assert served(reactr, "version", b"") == b"11", "the read raced a write: dropped, not loaded"
+        second_writer[0].close()
+        watcher.apply_events()
+        assert served(reactr, "version", b"") == b"12", "the bytes as the second writer left them"
 
 
 def test_events_load_a_file_renamed_in_and_ignore_hidden_scratch_files(
