@@ -32,7 +32,8 @@ Common to both:
   remembered by its hash: it is retried as soon as the content changes again;
 - at start-up (``poll(settle=False)``) every file present is loaded as it is;
   with events, one still being written then is reloaded when its writer closes it;
-- a missing folder withdraws nothing (a remount or a typo is not "delete all");
+- a folder that cannot be read (moved away, unmounted, a typo) withdraws nothing: that
+  is not "delete all"; files deleted from it are withdrawn;
 - if the kernel's event queue overflows (events lost), the folder is rescanned
   at once as at start-up and a warning is logged.
 
