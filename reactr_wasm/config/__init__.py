@@ -15,23 +15,23 @@ own, pulled in for one function that runs once at start).
 
 File rules:
 - Sizes are integers (bytes) or strings with a unit: ``"10MB"`` (1000-based),
-  ``"256MiB"`` (1024-based), ``"512 KiB"``, ``"1.5GiB"``.
+  ``"256MiB"`` (1024-based), ``"512 KiB"``, ``"1.5GiB"``; from 1 byte to 2^63-1.
 - Durations are numbers of seconds (``10``, ``0.5``).
 - Any string value may hold ``env(NAME)`` (``"env(TOKEN)"``, ``"Bearer env(TOKEN)"``):
   it is read from the environment when the file is loaded; an unset variable
   is an error.
 - The checks live in ``checks.py``; the ``[capabilities]`` section in
   ``capabilities.py``.
-- Relative paths are relative to the folder of the config file.
+- Relative paths are relative to the folder of the config file; a NUL in a path is refused.
+- Keys that are not bare TOML keys are quoted in messages (``runnables."my app".timeout``),
+  and control characters escaped, so each problem is one line.
 - ``Config.redacted()`` is the config as plain data with secrets masked, for
   printing; ``dump_toml`` turns it back into TOML that ``load_config`` reads.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -49,10 +49,13 @@ from .checks import (
     choice,
     integer,
     parse_size,
+    path_string,
+    quoted,
     seconds,
     show,
     strings,
     text,
+    toml_key,
 )
 from .egress import EGRESS, EgressSettings, finish_egress
 
@@ -213,7 +216,7 @@ RUNNABLE = {
     "prewarm": Rule(boolean),
     "capabilities": Rule(grant_list),
 }
-TOP_LEVEL = {"runnables_dir": Rule(text), "cache_dir": Rule(text)}
+TOP_LEVEL = {"runnables_dir": Rule(path_string), "cache_dir": Rule(path_string)}
 
 # Top-level [section] -> (its dataclass, its rules); a new section is one line
 # here plus its dataclass and a field of the same name on Config.
@@ -243,7 +246,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
         elif key == "capabilities":
             sections[key] = read_capabilities(reader, value, base)
         elif key not in TOP_LEVEL and key != "runnables":
-            reader.problem(key, f"unknown key; known keys: {', '.join(_known_top_level())}")
+            reader.problem(toml_key(key), f"unknown key; known keys: {', '.join(_known_top_level())}")
     runnables: dict[str, RunnableConfig] = {}
     raw_runnables = data.get("runnables", {})
     if not isinstance(raw_runnables, dict):
@@ -255,7 +258,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
     grants = {"capabilities.grant": capabilities.grant}
     for name, own in runnables.items():
         if own.capabilities:
-            grants[f"runnables.{name}.capabilities"] = own.capabilities
+            grants[f"runnables.{toml_key(name)}.capabilities"] = own.capabilities
     check_grants(reader, capabilities, grants)
     callbacks = sections.get("callbacks")
     if callbacks is not None and callbacks.backoff_max < callbacks.backoff:
@@ -267,12 +270,13 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
 
 
 def _runnable(reader: Reader, name: str, raw: Any, base: Path) -> RunnableConfig:
+    where = f"runnables.{toml_key(name)}"
     if not isinstance(raw, dict):
-        reader.problem(f"runnables.{name}", f"must be a table ([runnables.{name}]), got {show(raw)}")
+        reader.problem(where, f"must be a table ([{where}]), got {show(raw)}")
         return RunnableConfig()
-    own = RunnableConfig(**reader.table(f"runnables.{name}", {k: v for k, v in raw.items() if k != "http"}, RUNNABLE))
+    own = RunnableConfig(**reader.table(where, {k: v for k, v in raw.items() if k != "http"}, RUNNABLE))
     if "http" in raw:
-        own.http = read_http(reader, f"runnables.{name}.http", raw["http"], base)
+        own.http = read_http(reader, f"{where}.http", raw["http"], base)
     return own
 
 
@@ -292,11 +296,11 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError(f"{source}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: invalid TOML: {error}") from None
+    except ValueError as error:  # an integer too long to convert (tomllib does not wrap it)
+        raise ConfigError(f"{source}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
     return parse_config(data, source=source, base=path.parent, env=os.environ if env is None else env)
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def _toml_value(value: Any) -> str:
@@ -306,7 +310,7 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)  # JSON string escapes are valid TOML
+    return quoted(str(value))
 
 
 def _is_table_array(value: Any) -> bool:
@@ -318,14 +322,14 @@ def _dump_table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> 
     nested = {k: v for k, v in table.items() if isinstance(v, dict)}
     if path and (scalars or not nested) and (table or len(path) > 1):  # no empty top-level [runnables]
         lines += ["", f"[{'.'.join(path)}]"]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
+    lines += [f"{toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
     for key, value in table.items():
         if _is_table_array(value):
             for item in value:
-                lines += ["", f"[[{'.'.join([*path, _toml_key(key)])}]]"]
-                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+                lines += ["", f"[[{'.'.join([*path, toml_key(key)])}]]"]
+                lines += [f"{toml_key(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None]
     for key, value in nested.items():
-        _dump_table(lines, [*path, _toml_key(key)], value)
+        _dump_table(lines, [*path, toml_key(key)], value)
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:

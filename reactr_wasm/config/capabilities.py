@@ -53,12 +53,14 @@ from .checks import (
     choice,
     integer,
     parse_size,
+    path_string,
     ports,
     seconds,
     show,
     string_table,
     strings,
     text,
+    toml_key,
 )
 from .egress import EGRESS, EgressSettings, finish_egress, over_egress, redact_egress
 
@@ -166,8 +168,8 @@ CACHE = {
     "url": Rule(text, secret=True),
     "namespace": Rule(text),
 }
-STATIC = {"dir": Rule(text), "max_file_size": Rule(parse_size)}
-DB = {"path": Rule(text), "url": Rule(text, secret=True), "max_connections": Rule(integer(1, 256))}
+STATIC = {"dir": Rule(path_string), "max_file_size": Rule(parse_size)}
+DB = {"path": Rule(path_string), "url": Rule(text, secret=True), "max_connections": Rule(integer(1, 256))}
 SECRET_KEYS = {"auth", "url"}
 QUERY_TYPES = {kind.name.lower(): int(kind) for kind in QueryType}
 
@@ -216,7 +218,7 @@ def read_capabilities(reader: Reader, raw: Any, base: Path) -> CapabilitiesConfi
         elif key == "db":
             config.db = _db(reader, value, base)
         else:
-            reader.problem(f"capabilities.{key}", "unknown table; known: http, cache, static, db")
+            reader.problem(f"capabilities.{toml_key(key)}", "unknown table; known: http, cache, static, db")
     if config.cache.backend == "redis" and not config.cache.url:
         reader.problem("capabilities.cache.url", 'is required when backend = "redis"')
     return config

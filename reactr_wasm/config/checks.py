@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 MASK = "***"  # what a set secret looks like when printed
@@ -31,8 +32,30 @@ Check = Callable[[Any], Any]
 def show(value: Any) -> str:
     if isinstance(value, dict):
         return "a table"
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = printable(json.dumps(value, ensure_ascii=False, default=str))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (controls, line separators) as a \\u escape.
+
+    Keeps a message to one line per problem; the escapes are valid in TOML and JSON strings.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}" for ch in text
+    )
+
+
+def quoted(text: str) -> str:
+    """``text`` as a one-line TOML basic string."""
+    return printable(json.dumps(text, ensure_ascii=False))
+
+
+def toml_key(key: str) -> str:
+    """``key`` as TOML writes it: bare when it can be, else quoted."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else quoted(key)
 
 
 def is_int(value: Any) -> bool:
@@ -54,10 +77,13 @@ def seconds(*, allow_zero: bool = False) -> Check:
     reason = "must be a number of seconds" + (", 0 or more" if allow_zero else " above 0")
 
     def check(value: Any) -> float:
-        ok = (is_int(value) or isinstance(value, float)) and math.isfinite(value)
-        if not ok or value < 0 or (value == 0 and not allow_zero):
+        try:
+            number = float(value) if is_int(value) or isinstance(value, float) else math.nan
+        except OverflowError:  # an integer too large for a float (TOML integers are unbounded here)
+            number = math.inf
+        if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
             raise Invalid(reason, value)
-        return float(value)
+        return number
 
     return check
 
@@ -65,19 +91,23 @@ def seconds(*, allow_zero: bool = False) -> Check:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
 _UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+MAX_SIZE = 2**63 - 1  # sizes reach wasmtime as signed 64-bit integers (which wrap silently beyond)
 
 
 def parse_size(value: Any) -> int:
-    """Bytes from an integer or a string like ``"256MiB"``; raises Invalid."""
+    """Bytes (1 to 2^63-1) from an integer or a string like ``"256MiB"``; raises Invalid."""
     reason = 'must be a size above 0: bytes as an integer or a string like "256MiB" or "10MB"'
     if is_int(value):
         size = int(value)
     elif isinstance(value, str) and (match := _SIZE.match(value)):
-        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()])
+        # Exact arithmetic: a float would round "1.1GB" and turn 400 digits into inf.
+        size = int(Fraction(match.group(1)) * _UNITS[(match.group(2) or "b").lower()])
     else:
         raise Invalid(reason, value)
     if size <= 0:
         raise Invalid(reason, value)
+    if size > MAX_SIZE:
+        raise Invalid("must be at most 8 EiB (2^63-1 bytes)", value)
     return size
 
 
@@ -91,6 +121,13 @@ def text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise Invalid("must be a non-empty string", value)
     return value
+
+
+def path_string(value: Any) -> str:
+    """A file or folder name: a non-empty string without NUL (no file system takes one)."""
+    if "\0" in text(value):
+        raise Invalid("must not contain a NUL character", value)
+    return str(value)
 
 
 def strings(value: Any) -> list[str]:
@@ -167,7 +204,7 @@ class Reader:
             return {}
         values: dict[str, Any] = {}
         for name, value in raw.items():
-            dotted = f"{key}.{name}" if key else name
+            dotted = f"{key}.{toml_key(name)}" if key else toml_key(name)
             rule = rules.get(name)
             if rule is None:
                 self.problem(dotted, f"unknown key; known keys: {', '.join(rules)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -37,17 +38,18 @@ class CoordinatedRequest:
         """The request encoded in ``payload``, or None when it is not one.
 
         Like Reactr, a payload is a request when it is a JSON object whose
-        ``method``, ``url`` and ``request_id`` are non-empty strings.
+        ``method``, ``url`` and ``request_id`` are non-empty strings. As Go's
+        decoder does, a lone UTF-16 surrogate escape in a string reads as U+FFFD.
         """
         if not payload.startswith(b"{") or b'"request_id"' not in payload:
             return None
         try:
-            raw = json.loads(payload)
-        except ValueError:
+            raw = _loads(payload)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return None
         if not isinstance(raw, dict):
             return None
-        lowered = {str(k).lower(): v for k, v in raw.items()}
+        lowered = {k.lower(): v for k, v in raw.items()}
         method, url, rid = (lowered.get(k) for k in ("method", "url", "request_id"))
         if not all(isinstance(v, str) and v for v in (method, url, rid)):
             return None
@@ -83,7 +85,11 @@ class CoordinatedRequest:
         if field_type == FIELD_STATE:
             return self.state.get(key, b"")
         if field_type == FIELD_QUERY:
-            values = parse_qs(urlsplit(self.url).query).get(key)
+            try:
+                query = urlsplit(self.url).query
+            except ValueError as error:  # e.g. an unclosed IPv6 bracket
+                raise FieldError(f"url {self.url!r} cannot be parsed: {error}") from None
+            values = parse_qs(query).get(key)
             return values[0].encode() if values else b""
         raise FieldError(f"invalid field type {field_type}")
 
@@ -112,9 +118,11 @@ class CoordinatedRequest:
 
     def _body_object(self) -> dict[str, Any]:
         try:
-            fields = json.loads(self.body)
+            fields = _loads(self.body)
         except ValueError as error:
             raise FieldError(f"body is not JSON: {error}") from None
+        except RecursionError:
+            raise FieldError("body is JSON nested too deeply") from None
         if not isinstance(fields, dict):
             raise FieldError("body is not a JSON object")
         return fields
@@ -141,6 +149,29 @@ class CoordinatedRequest:
             },
             separators=(",", ":"),
         ).encode()
+
+
+# A UTF-16 surrogate escape (\ud800-\udfff); json.loads joins valid pairs and keeps lone
+# ones, which no UTF-8 encoder accepts. The hook runs only when one is present.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _loads(text: bytes) -> Any:
+    """``json.loads``, with lone surrogates in object keys and string values read as U+FFFD.
+
+    Raises ValueError and RecursionError as ``json.loads`` does.
+    """
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return json.loads(text)
+    return json.loads(text, object_hook=_without_lone_surrogates)
+
+
+def _without_lone_surrogates(pairs: dict[str, Any]) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    return {clean(key): clean(item) for key, item in pairs.items()}
 
 
 def _b64(value: object) -> bytes:
