@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 import wasmtime
 
-from reactr_wasm import Config, JobCancelled, JobTimeout, Limits, Reactr, WasmEngine
+from reactr_wasm import Config, JobCancelled, JobTimeout, Limits, ModuleError, Reactr, WasmEngine
 from reactr_wasm.errors import InlineBudgetExceeded
 from reactr_wasm.scheduler.worker import FAST_STREAK, INLINE_BUDGET_SECONDS
 from reactr_wasm.wasm.context import RunControl
@@ -74,9 +74,11 @@ def test_a_stop_around_run_e_is_the_jobs_stop(engine: WasmEngine, isolation: str
     assert runnable.run(b"ok") == b"done"
 
 
-def test_a_fresh_instance_still_starts_within_its_timeout_at_load(engine: WasmEngine) -> None:
-    with pytest.raises(Exception, match="instance start timeout"):
-        engine.load("slow-start", wat_module("slow-start"), limits=Limits(timeout_seconds=0.02), isolation="fresh")
+@pytest.mark.parametrize("isolation", ["fresh", "reuse"])
+def test_a_start_slower_than_the_timeout_refuses_the_module_at_load(engine: WasmEngine, isolation: str) -> None:
+    too_slow = r"runnable 'slow-start': did not start within 0.02 s \(the runnable's timeout\)"
+    with pytest.raises(ModuleError, match=too_slow):
+        engine.load("slow-start", wat_module("slow-start"), limits=Limits(timeout_seconds=0.02), isolation=isolation)  # type: ignore[arg-type]
 
 
 def slow_fresh(reactr: Reactr) -> WasmRunnable:

@@ -157,6 +157,10 @@ def use_pooling(config: Config, instances: int, memory_bytes: int) -> None:
             ("total_memories", instances),
             ("total_tables", instances),
             ("max_memory_size", memory_bytes),
+            # Limits, not reservations: room for large modules (wasmtime's defaults
+            # are 20,000 table elements and 1 MiB of instance state).
+            ("table_elements", 65536),
+            ("max_core_instance_size", 8 * 1024 * 1024),
             ("total_stacks", 0),  # stacks are for async calls, which the host never makes
             ("total_component_instances", 0),
             ("total_gc_heaps", 0),

@@ -110,8 +110,7 @@ class WasmInstance:
         try:
             instance = store.instantiate(plan.pre_at)
         except _raw.GuestTrap as trap:
-            self._raise_if_stopped()
-            raise ModuleError(f"{plan.source}: cannot instantiate: {trap.message}") from None
+            raise self._start_failed(plan, f"cannot instantiate: {trap.message}") from None
         exports = _store.Exports(store, instance, names)
         self.memory = exports.memory(b"memory")
         self._allocate, self._run_e = exports.func(b"allocate"), exports.func(b"run_e")
@@ -123,9 +122,8 @@ class WasmInstance:
                 try:
                     exports.func(entry)()
                 except _raw.GuestTrap as trap:
-                    self._raise_if_stopped()
-                    if _EXIT_OK not in trap.message:
-                        raise ModuleError(f"{plan.source}: trap in {entry.decode()}: {trap.message}") from None
+                    if self.stopped is not None or _EXIT_OK not in trap.message:
+                        raise self._start_failed(plan, f"trap in {entry.decode()}: {trap.message}") from None
         if plan.drivers is None:
             self._stage_capacity = -1  # every job takes the three calls
             return
@@ -136,6 +134,15 @@ class WasmInstance:
             driver = store.instantiate_with(plan.drivers.without_deallocate, exports, 3)
         staging = _store.Exports(store, driver, (b"stage", b"job"))
         self._stage, self._drive = staging.memory(b"stage"), staging.func(b"job")
+
+    def _start_failed(self, plan: Blueprint, reason: str) -> Exception:
+        """Why starting failed: the job's stop (Interrupted), too slow a start, or the module."""
+        if self.stopped is Stop.START_TIMEOUT:
+            took = plan.limits.timeout_seconds
+            return ModuleError(f"{plan.source}: did not start within {took} s (the runnable's timeout)")
+        if self.stopped is not None:
+            return Interrupted(self.stopped)
+        return ModuleError(f"{plan.source}: {reason}")
 
     def _on_tick(self) -> str | None:
         control = self._control

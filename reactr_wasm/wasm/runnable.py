@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from ..capabilities.grants import NONE, Capabilities
-from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, ReactrError, RunErr
+from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
 from .context import JobContext, RunControl, Stop
 from .instance import Blueprint, Interrupted, SetupError
 from .module import ModuleInfo
@@ -91,9 +91,7 @@ class WasmRunnable:
             return JobCancelled()
         if reason is Stop.OVER_BUDGET:
             return InlineBudgetExceeded(self.name)  # internal: the scheduler restarts the job
-        if reason is Stop.TIMEOUT:
-            return JobTimeout()
-        return ReactrError(f"{self.source}: {reason.value}")  # START_TIMEOUT: only without a job
+        return JobTimeout()
 
     def close(self) -> None:
         self.pool.close()
