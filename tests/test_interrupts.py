@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 import wasmtime
 
-from reactr_wasm import Config, JobCancelled, JobTimeout, Limits, ModuleError, Reactr, WasmEngine
+from reactr_wasm import Config, JobCancelled, JobTimeout, Limits, ModuleError, Reactr, ReactrError, WasmEngine
 from reactr_wasm.errors import InlineBudgetExceeded
 from reactr_wasm.scheduler.worker import FAST_STREAK, INLINE_BUDGET_SECONDS
 from reactr_wasm.wasm.context import RunControl
@@ -108,6 +108,19 @@ def test_over_budget_in_allocate_of_a_fresh_instance_through_do_now(reactr: Reac
     assert reactr.do_now("slow", b"fast") == (True, b"done")
     assert reactr.do_now("slow", SLOW_ALLOCATE) == (False, None)  # stopped: the caller queues it instead
     assert reactr.do("slow", SLOW_ALLOCATE).then(timeout=10) == b"done"
+
+
+def test_a_python_runnable_waiting_on_a_fresh_job_that_overran_gets_its_value(reactr: Reactr) -> None:
+    slow_fresh(reactr)
+    reactr.register("ask", lambda job, ctx: ctx.reactr.do("slow", job.data).then(timeout=10))
+    for _ in range(10 * FAST_STREAK):  # the Python runnable earns the inline path too
+        if reactr.do("ask", b"warm").done():
+            break
+    assert reactr.do("ask", SLOW_ALLOCATE).then(timeout=10) == b"done"
+
+
+def test_the_budget_signal_is_not_an_error_callers_can_catch() -> None:
+    assert not issubclass(InlineBudgetExceeded, ReactrError)  # a handler of job errors never sees it as one
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 With ``isolation = "fresh"`` every job makes and drops a store. wasmtime-py's
 ``Store``, ``InstancePre.instantiate`` and ``Instance.exports`` wrap each step
-in Python objects and type checks: measured here, ~25 µs of a ~60 µs fresh
+in Python objects and type checks: measured here, ~20 µs of a ~60 µs fresh
 job. ``RawStore`` makes the same C calls with plain addresses (ctypes converts
 an int to ``c_void_p`` far faster than it checks a typed pointer), and
 ``Exports`` looks the exports a runnable needs up into one array that
