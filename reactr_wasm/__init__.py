@@ -15,7 +15,7 @@ from .errors import (
 )
 from .scheduler.job import Job, JobStatus, Result
 from .scheduler.reactr import Ctx, Reactr
-from .wasm.engine import WasmEngine
+from .wasm.engine import FreshPool, WasmEngine
 from .wasm.instance import Limits
 from .wasm.runnable import CoordinatedResponse, WasmRunnable
 
@@ -25,6 +25,7 @@ __all__ = [
     "CoordinatedResponse",
     "Ctx",
     "ExecutionError",
+    "FreshPool",
     "HostCallError",
     "Job",
     "JobCancelled",

@@ -37,6 +37,7 @@ from .config.capabilities import CAPABILITIES, HttpSettings, http_settings_for
 from .errors import ConfigError
 from .scheduler.reactr import Reactr
 from .server.watch import RunnableFolder
+from .wasm.engine import FreshPool
 from .wasm.instance import Limits
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CACHE_DIRNAME = ".reactr-cache"
+FRESH_HEADROOM = 16  # fresh instances beyond the configured runnables' own: run_job chains, reloads
 
 
 def cache_dir_for(config: Config) -> Path | None:
@@ -163,13 +165,30 @@ def capabilities_for(config: Config, backends: Backends, name: str) -> Capabilit
     )
 
 
+def fresh_pool_for(config: Config) -> FreshPool:
+    """The pool ``isolation = "fresh"`` instances come from, sized from the config.
+
+    ``[limits] fresh_instances`` when set, else room for every configured fresh
+    runnable's worker threads and inline runs (2 x its pool_size) plus 16 for
+    ``run_job`` chains; each slot as large as the largest memory limit of any of them.
+    """
+    fresh = [name for name, own in config.runnables.items() if own.isolation == "fresh"]
+    instances = config.limits.fresh_instances
+    if instances is None:
+        instances = 2 * sum(config.runnable(name).pool_size for name in fresh) + FRESH_HEADROOM
+    memory = max([config.limits.memory, *(limits_for(config, name).memory_bytes for name in fresh)])
+    return FreshPool(instances=instances, memory_bytes=memory)
+
+
 def build_reactr(config: Config, backends: Backends | None = None) -> Reactr:
     """A scheduler with its own engine (closed by ``Reactr.close()``) and no runnables yet.
 
     Without ``backends``, runnables get a private in-memory cache and nothing else.
     """
     cache = backends.cache if backends is not None else MemoryCache()
-    return Reactr(capabilities=Capabilities(cache=cache), cache_dir=cache_dir_for(config))
+    return Reactr(
+        capabilities=Capabilities(cache=cache), cache_dir=cache_dir_for(config), fresh_pool=fresh_pool_for(config)
+    )
 
 
 def register_wasm(

@@ -56,8 +56,12 @@ class RunnableNotFound(ReactrError):
         super().__init__(f'failed to getWorker for jobType "{name}"')
 
 
-class InlineBudgetExceeded(ReactrError):
-    """Internal: a job run on the caller's thread took too long and was stopped to restart elsewhere."""
+class InlineBudgetExceeded(Exception):
+    """Internal control flow, never a job's outcome: a job run on the caller's thread
+    overran its budget and was stopped, to start again on a worker thread.
+
+    Not a ReactrError, so no handler of job errors can mistake it for one.
+    """
 
 
 class QueueFull(ReactrError):

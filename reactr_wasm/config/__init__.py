@@ -101,6 +101,7 @@ class LimitsConfig:
     memory: int = 256 * MIB  # bytes of linear memory per instance
     result_size: int = 16 * MIB  # bytes of output per job
     queue_size: int = 10_000  # queued jobs per runnable before 503
+    fresh_instances: int | None = None  # isolation="fresh" instances at once; None: 2 x their pool sizes + 16
 
 
 @dataclass
@@ -193,6 +194,7 @@ LIMITS = {
     "memory": Rule(parse_size),
     "result_size": Rule(parse_size),
     "queue_size": Rule(integer(1)),
+    "fresh_instances": Rule(integer(1, 100_000)),
 }
 CALLBACKS = {
     **EGRESS,  # first, as EgressSettings' fields come first

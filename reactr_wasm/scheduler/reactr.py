@@ -13,7 +13,7 @@ from ..capabilities.cache import Cache, MemoryCache
 from ..capabilities.grants import Capabilities
 from ..errors import JobTimeout, ReactrError, RunnableNotFound
 from ..wasm.context import RunControl
-from ..wasm.engine import WasmEngine
+from ..wasm.engine import FreshPool, WasmEngine
 from ..wasm.instance import Limits
 from ..wasm.pool import Isolation
 from ..wasm.runnable import WasmRunnable
@@ -105,7 +105,8 @@ Runnable = WasmRunnable | Callable[[Job, Ctx], Any] | RunnableObject | str | Pat
 class Reactr:
     """Schedules jobs onto runnables: Wasm modules or Python callables.
 
-    Use as a context manager or call ``close()``.
+    Use as a context manager or call ``close()``. ``fresh_pool`` sizes the
+    instance pool of ``isolation="fresh"`` runnables (see ``FreshPool``).
 
     >>> with Reactr() as reactr:
     ...     hello = reactr.register("hello", "runnables/hello-echo.wasm")
@@ -121,11 +122,12 @@ class Reactr:
         capabilities: Capabilities | None = None,
         cache_dir: Path | None = None,
         schedule_interval: float = 1.0,
+        fresh_pool: FreshPool | None = None,
     ) -> None:
         self._own_engine = engine is None
         if capabilities is None:
             capabilities = Capabilities(cache=cache or MemoryCache())
-        self.engine = engine or WasmEngine(capabilities=capabilities, cache_dir=cache_dir)
+        self.engine = engine or WasmEngine(capabilities=capabilities, cache_dir=cache_dir, fresh_pool=fresh_pool)
         self.engine.host.job_runner = self._run_nested
         self._workers: dict[str, Worker] = {}
         self._lock = threading.Lock()

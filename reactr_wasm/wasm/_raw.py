@@ -13,6 +13,7 @@ call, so the hot path uses the C API's *unchecked* entry points instead:
 * ``set_epoch_callback``: lets the host decide, on each epoch tick, whether a
   running guest continues or traps (timeouts and cancellation).
 
+``_store.py`` builds stores and instances on the same C API by address.
 ``tests/test_raw_path.py`` checks that this path and the public API agree.
 """
 
@@ -44,6 +45,15 @@ _define_unchecked.argtypes = [
     c_void_p, ctypes.c_char_p, c_size_t, ctypes.c_char_p, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p
 ]
 _define_unchecked.restype = c_void_p
+_memory_data = _lib.wasmtime_memory_data
+_memory_data.argtypes = [c_void_p, c_void_p]
+_memory_data.restype = c_void_p
+_memory_data_size = _lib.wasmtime_memory_data_size
+_memory_data_size.argtypes = [c_void_p, c_void_p]
+_memory_data_size.restype = c_size_t
+_epoch_callback = _lib.wasmtime_store_epoch_deadline_callback
+_epoch_callback.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p]
+_epoch_callback.restype = None
 
 I32_MASK = 0xFFFFFFFF
 
@@ -67,12 +77,21 @@ class GuestTrap(Exception):
     instruction executed"); ``detail`` keeps wasmtime's text with the backtrace.
     """
 
-    def __init__(self, detail: str, *, interrupted: bool = False) -> None:
+    def __init__(self, detail: str) -> None:
         self.detail = detail.strip()
         lines = [line.strip() for line in self.detail.splitlines() if line.strip()]
         self.message = lines[-1] if "Caused by:" in lines else (lines[0] if lines else "unknown trap")
         super().__init__(self.message)
-        self.interrupted = interrupted
+
+
+def failure(error: int | None, trap: int | None) -> GuestTrap:
+    """The GuestTrap for a C call that returned ``error`` (a wasmtime_error_t address) or set ``trap``.
+
+    Takes ownership of (frees) whichever it reads.
+    """
+    if error:
+        return GuestTrap(str(WasmtimeError._from_ptr(ctypes.cast(error, POINTER(ffi.wasmtime_error_t)))))
+    return GuestTrap(Trap._from_ptr(ctypes.cast(trap or 0, POINTER(ffi.wasm_trap_t))).message)
 
 
 def config_memory_never_moves(config: Config) -> None:
@@ -165,11 +184,31 @@ class RawFunc:
     __slots__ = ("_context", "_func", "_owner", "_trap", "_trap_at", "_values", "_values_at")
 
     def __init__(self, store: Store, func: Func, params: int, results: int) -> None:
-        self._owner = (store, func)  # keeps what the addresses below point into alive
         if params > 3 or results > 1:
             raise ValueError("RawFunc supports up to three i32 parameters and one i32 result")
-        self._context = c_void_p(_address(store._context()))
-        self._func = c_void_p(ctypes.addressof(func._func))
+        self._bind(_address(store._context()), ctypes.addressof(func._func), (store, func))
+
+    @classmethod
+    def at(cls, context: int, func: int, owner: object, sibling: RawFunc | None = None) -> RawFunc:
+        """The function whose ``wasmtime_func_t`` is at address ``func``; ``owner`` keeps that memory alive.
+
+        With ``sibling`` (a function of the same instance), both share one
+        argument array and trap slot: cheaper to make, and safe because an
+        instance's exports are never called from inside each other.
+        """
+        raw = cls.__new__(cls)
+        if sibling is None:
+            raw._bind(context, func, owner)
+        else:
+            raw._owner, raw._context, raw._func = owner, sibling._context, c_void_p(func)
+            raw._values, raw._values_at = sibling._values, sibling._values_at
+            raw._trap, raw._trap_at = sibling._trap, sibling._trap_at
+        return raw
+
+    def _bind(self, context: int, func: int, owner: object) -> None:
+        self._owner = owner  # keeps what the addresses below point into alive
+        self._context = c_void_p(context)
+        self._func = c_void_p(func)
         self._values = (ctypes.c_int32 * (3 * _RAW_STRIDE))()
         self._values_at = c_void_p(ctypes.addressof(self._values))
         self._trap = c_void_p()
@@ -188,16 +227,8 @@ class RawFunc:
         return values[0]
 
     def _raise(self, error: int | None) -> None:
-        if error:
-            pointer = ctypes.cast(error, POINTER(ffi.wasmtime_error_t))
-            message = str(WasmtimeError._from_ptr(pointer))
-            raise GuestTrap(message, interrupted=_INTERRUPTED in message)
-        trap = Trap._from_ptr(ctypes.cast(self._trap.value or 0, POINTER(ffi.wasm_trap_t)))
-        self._trap.value = None
-        code = trap.trap_code
-        message = trap.message
-        interrupted = (code is not None and code.name == "INTERRUPT") or _INTERRUPTED in message
-        raise GuestTrap(message, interrupted=interrupted)
+        trap, self._trap.value = self._trap.value, None
+        raise failure(error, trap)
 
 
 def _address(pointer: Any) -> int:
@@ -213,17 +244,26 @@ class RawMemory:
     ``config_memory_never_moves``). Do not use it after the store is closed.
     """
 
-    __slots__ = ("_base", "_context", "_memory", "_view", "size")
+    __slots__ = ("_base", "_context", "_memory", "_owner", "_view", "size")
 
     def __init__(self, store: Store, memory: Memory) -> None:
-        self._context = store._context()
-        self._memory = byref(memory._memory)
-        pointer = ffi.wasmtime_memory_data(self._context, self._memory)
-        self._base = ctypes.cast(pointer, c_void_p).value or 0
+        self._bind(_address(store._context()), ctypes.addressof(memory._memory), (store, memory))
+
+    @classmethod
+    def at(cls, context: int, memory: int, owner: object) -> RawMemory:
+        """The memory whose ``wasmtime_memory_t`` is at address ``memory``; ``owner`` keeps it alive."""
+        raw = cls.__new__(cls)
+        raw._bind(context, memory, owner)
+        return raw
+
+    def _bind(self, context: int, memory: int, owner: object) -> None:
+        self._owner = owner
+        self._context, self._memory = context, memory
+        self._base = _memory_data(context, memory) or 0
         self._refresh()
 
     def _refresh(self) -> None:
-        self.size = ffi.wasmtime_memory_data_size(self._context, self._memory)
+        self.size = _memory_data_size(self._context, self._memory)
         self._view = memoryview((ctypes.c_ubyte * self.size).from_address(self._base)).cast("B")
 
     def _grown_to_fit(self, ptr: int, length: int) -> None:
@@ -250,13 +290,11 @@ class RawMemory:
 
 # Epoch deadline callbacks: one C callback for all stores; ``data`` is a key
 # into this table of Python deciders. A decider returns None to let the guest
-# run one more tick, or a message to trap it.
+# run one more tick, or a message to trap it; a decider that stops a guest
+# records why itself (the message is only for people reading a log).
 EpochDecider = Callable[[], "str | None"]
 _DECIDERS: dict[int, EpochDecider] = {}
 _CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
-# Deciders prefix their trap messages with this so callers can tell an
-# interruption (timeout, cancellation) from a guest fault.
-_INTERRUPTED = "reactr-interrupt:"
 
 
 def _on_epoch_deadline(context: int, data: int, delta: Any, kind: Any) -> int:
@@ -266,21 +304,25 @@ def _on_epoch_deadline(context: int, data: int, delta: Any, kind: Any) -> int:
         delta[0] = 1
         kind[0] = _CONTINUE
         return 0
-    raw = (_INTERRUPTED + message).encode()
-    error = ffi.wasmtime_error_new(ctypes.create_string_buffer(raw))
+    error = ffi.wasmtime_error_new(ctypes.create_string_buffer(message.encode()))
     return ctypes.cast(error, c_void_p).value or 0
 
 
 _EPOCH_CALLBACK = ctypes.CFUNCTYPE(
     c_size_t, POINTER(ffi.wasmtime_context_t), c_void_p, POINTER(c_uint64), POINTER(c_uint8)
 )(_on_epoch_deadline)
-_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, c_void_p))
+_EPOCH_CALLBACK_AT = _address(_EPOCH_CALLBACK)
 
 
-def set_epoch_callback(store: Store, key: int, decider: EpochDecider) -> None:
-    """Route ``store``'s epoch deadlines to ``decider`` (until ``clear_epoch_callback``)."""
+def set_epoch_callback(store: int, key: int, decider: EpochDecider) -> None:
+    """Route the epoch deadlines of the store at address ``store`` to ``decider`` (until ``clear_epoch_callback``)."""
     _DECIDERS[key] = decider
-    ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _EPOCH_CALLBACK, key, _NO_FINALIZER)
+    _epoch_callback(store, _EPOCH_CALLBACK_AT, key, None)
+
+
+def set_epoch_deadline(context: int, ticks: int) -> None:
+    """Set the deadline of the store whose context is at ``context`` to ``ticks`` beyond the current epoch."""
+    _set_deadline(context, ticks)
 
 
 def clear_epoch_callback(key: int) -> None:

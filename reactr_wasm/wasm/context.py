@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 
 from ..capabilities.grants import NONE, Capabilities
@@ -47,6 +48,20 @@ class JobContext:
         self.bad_idents = 0  # host calls made with another job's ident, refused
 
 
+class Stop(enum.Enum):
+    """Why the host stopped a running guest: recorded when the epoch callback stops it.
+
+    A guest call that fails after a stop was recorded failed *because of* the
+    stop, whatever the trap says: the reason is a value, never read back from
+    trap text, so an interruption is never taken for a guest fault.
+    """
+
+    CANCELLED = "job cancelled"
+    TIMEOUT = "job timeout"
+    OVER_BUDGET = "inline budget exceeded"  # internal: the job restarts on a worker thread
+    START_TIMEOUT = "instance start timeout"  # an instance built for no job (load, prewarm)
+
+
 class RunControl:
     """Deadline and cancel flag of one job run, shared with whoever may cancel it.
 
@@ -70,6 +85,17 @@ class RunControl:
         if self.deadline == float("inf"):
             return None
         return max(self.deadline - time.monotonic(), 0.001)
+
+    def stop_reason(self) -> Stop | None:
+        """Whether a guest running under this control must stop now, and why."""
+        if self.is_cancelled():
+            return Stop.CANCELLED
+        now = time.monotonic()
+        if now >= self.deadline:
+            return Stop.TIMEOUT
+        if now >= self.budget:
+            return Stop.OVER_BUDGET
+        return None
 
     def is_cancelled(self) -> bool:
         control: RunControl | None = self

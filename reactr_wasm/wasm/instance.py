@@ -6,18 +6,21 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from wasmtime import Engine, Func, Instance, InstancePre, Memory, Store, WasiConfig
+from wasmtime import Engine, InstancePre
 
 from ..errors import ModuleError
-from . import _raw
-from .context import JobContext
+from . import _raw, _store
+from .context import JobContext, RunControl, Stop
 from .driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
 from .hostcalls import HostCalls
+from .module import WASI_MODULES, ModuleInfo
 
 _keys = itertools.count(1)
 _EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end
-OVER_BUDGET = "inline budget exceeded"
 _ALLOCATE_FAILED = "failed to instance.writeMemory: failed to Call allocate: "  # Reactr's text
+# The ABI exports an instance looks up, in this order: the job driver imports
+# memory, allocate, run_e (and deallocate) straight from the front of the lookup.
+ABI_EXPORTS = ("memory", "allocate", "run_e", "deallocate", "_start", "init")
 
 
 @dataclass(frozen=True)
@@ -33,105 +36,145 @@ class SetupError(Exception):
     """The input could not be handed to the guest (allocate failed)."""
 
 
-class WasmInstance:
-    """An instantiated runnable; runs one job at a time; ``close()`` frees it.
+class Interrupted(Exception):
+    """The host stopped the guest, for ``reason``: never a fault of the guest's own."""
 
-    The store's epoch callback consults the running job on every tick, so a
-    timeout or a cancel stops the guest within one tick.
-    """
+    def __init__(self, reason: Stop) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
-    def __init__(
-        self,
+
+@dataclass(frozen=True)
+class Blueprint:
+    """What every instance of one runnable is built from."""
+
+    engine: Engine
+    pre: InstancePre
+    host: HostCalls
+    limits: Limits
+    source: str
+    exports: tuple[bytes, ...]  # the ABI_EXPORTS the module has, in that order
+    wasi: bool  # the module imports WASI: its stores need a WASI context
+    drivers: Drivers | None  # run jobs through the job driver; None: three calls per job
+    engine_at: int  # the C addresses of engine and pre, worked out once (~1 µs each)
+    pre_at: int
+
+    @classmethod
+    def of(
+        cls,
         engine: Engine,
         pre: InstancePre,
-        drivers: Drivers | None,
+        info: ModuleInfo,
         host: HostCalls,
         limits: Limits,
         source: str,
-    ) -> None:
-        self._host = host
-        self.broken = False  # set when a job trapped: the pool must close it
+        drivers: Drivers | None,
+    ) -> Blueprint:
+        exports = tuple(name.encode() for name in ABI_EXPORTS if name in info.exports)
+        wasi = any(label.split(".", 1)[0] in WASI_MODULES for label in info.imports)
+        return cls(
+            engine, pre, host, limits, source, exports, wasi, drivers, _store.address(engine), _store.address(pre)
+        )
+
+
+class WasmInstance:
+    """An instantiated runnable; runs one job at a time; ``close()`` frees it.
+
+    On every epoch tick while its guest runs, the store asks the control in
+    force whether to go on: the job's while a job runs, and also while an
+    instance built for a job starts (instantiate, ``_start``, ``init``);
+    otherwise (load, prewarm) the start deadline. A stop is recorded in
+    ``stopped`` before the guest traps, and the failing call then raises
+    Interrupted with that reason, whatever the trap says.
+    """
+
+    def __init__(self, plan: Blueprint, control: RunControl | None = None) -> None:
+        self._host = plan.host
+        self.broken = False  # set when a job trapped or was stopped: the pool must close it
+        self.stopped: Stop | None = None
         self._key = next(_keys)
-        self._job: JobContext | None = None
-        self._deadline = time.monotonic() + limits.timeout_seconds
-        self.store = Store(engine)
-        self.store.set_limits(memory_size=limits.memory_bytes)
-        self.store.set_wasi(WasiConfig())
-        _raw.set_epoch_callback(self.store, self._key, self._on_tick)
-        _raw.EpochDeadline(self.store)(1)
+        self._control = control
+        self._start_deadline = time.monotonic() + plan.limits.timeout_seconds
+        self._store = _store.RawStore(plan.engine_at, plan.limits.memory_bytes, plan.wasi)
         try:
-            self._start(pre, drivers, source)
+            self._store.route_epoch(self._key, self._on_tick)
+            self._start(plan)
         except BaseException:
             self.close()
             raise
+        finally:
+            self._control = None
 
-    def _start(self, pre: InstancePre, drivers: Drivers | None, source: str) -> None:
+    def _start(self, plan: Blueprint) -> None:
+        store, names = self._store, plan.exports
         try:
-            instance = pre.instantiate(self.store)
-        except Exception as error:  # WasmtimeError, Trap, or a link error
-            raise ModuleError(f"{source}: cannot instantiate: {_first_line(error)}") from None
-        store = self.store
-
-        exports = {name: _raw.export(store, instance, name) for name in ("memory", "allocate", "run_e", "deallocate")}
-        memory, allocate, run_e, deallocate = exports.values()
-        assert isinstance(memory, Memory) and isinstance(allocate, Func) and isinstance(run_e, Func)
-
-        def func(name: str, params: int, results: int) -> _raw.RawFunc | None:
-            found = exports.get(name) or _raw.export(store, instance, name)
-            return _raw.RawFunc(store, found, params, results) if isinstance(found, Func) else None
-
-        self.memory = _raw.RawMemory(store, memory)
-        self._allocate, self._run_e = _raw.RawFunc(store, allocate, 1, 1), _raw.RawFunc(store, run_e, 3, 0)
-        self._deallocate = func("deallocate", 2, 0)
+            instance = store.instantiate(plan.pre_at)
+        except _raw.GuestTrap as trap:
+            raise self._start_failed(plan, f"cannot instantiate: {trap.message}") from None
+        exports = _store.Exports(store, instance, names)
+        self.memory = exports.memory(b"memory")
+        self._allocate, self._run_e = exports.func(b"allocate"), exports.func(b"run_e")
+        self._deallocate = exports.func(b"deallocate") if b"deallocate" in names else None
         # Reactr's Wasmtime build calls _start; Wasmer builds also called init
         # (Rust derive-macro and pre-v0.12 modules need it), so call both.
-        for entry in ("_start", "init"):
-            call = func(entry, 0, 0)
-            if call is None:
-                continue
-            try:
-                call()
-            except _raw.GuestTrap as trap:
-                if _EXIT_OK not in trap.message:
-                    raise ModuleError(f"{source}: trap in {entry}: {_first_line(trap)}") from None
-        self._stage_capacity = STAGE_CAPACITY if drivers is not None else -1
-        if drivers is None:
-            return  # an instance for one job only: the driver would cost more than it saves
-        if isinstance(deallocate, Func):
-            imports: list[Func | Memory] = [memory, allocate, run_e, deallocate]
-            driver = Instance(store, drivers.with_deallocate, imports)
+        for entry in (b"_start", b"init"):
+            if entry in names:
+                try:
+                    exports.func(entry)()
+                except _raw.GuestTrap as trap:
+                    if self.stopped is not None or _EXIT_OK not in trap.message:
+                        raise self._start_failed(plan, f"trap in {entry.decode()}: {trap.message}") from None
+        if plan.drivers is None:
+            self._stage_capacity = -1  # every job takes the three calls
+            return
+        self._stage_capacity = STAGE_CAPACITY
+        if self._deallocate is not None:
+            driver = store.instantiate_with(plan.drivers.with_deallocate, exports, 4)
         else:
-            driver = Instance(store, drivers.without_deallocate, [memory, allocate, run_e])
-        self._stage = _raw.RawMemory(store, _raw.export(store, driver, "stage"))  # type: ignore[arg-type]
-        self._drive = _raw.RawFunc(store, _raw.export(store, driver, "job"), 2, 0)  # type: ignore[arg-type]
+            driver = store.instantiate_with(plan.drivers.without_deallocate, exports, 3)
+        staging = _store.Exports(store, driver, (b"stage", b"job"))
+        self._stage, self._drive = staging.memory(b"stage"), staging.func(b"job")
+
+    def _start_failed(self, plan: Blueprint, reason: str) -> Exception:
+        """Why starting failed: the job's stop (Interrupted), too slow a start, or the module."""
+        if self.stopped is Stop.START_TIMEOUT:
+            took = plan.limits.timeout_seconds
+            return ModuleError(f"{plan.source}: did not start within {took} s (the runnable's timeout)")
+        if self.stopped is not None:
+            return Interrupted(self.stopped)
+        return ModuleError(f"{plan.source}: {reason}")
 
     def _on_tick(self) -> str | None:
-        job = self._job
-        if job is not None:
-            control = job.control
-            if control.is_cancelled():
-                return "job cancelled"
-            now = time.monotonic()
-            if now >= control.deadline:
-                return "job timeout"
-            if now >= control.budget:
-                return OVER_BUDGET
-        elif time.monotonic() >= self._deadline:
-            return "instance start timeout"
-        return None
+        control = self._control
+        if control is not None:
+            reason = control.stop_reason()
+        elif time.monotonic() >= self._start_deadline:
+            reason = Stop.START_TIMEOUT
+        else:
+            return None
+        if reason is None:
+            return None
+        self.stopped = reason  # before the trap: whoever sees the trap sees the reason
+        return reason.value
+
+    def _raise_if_stopped(self) -> None:
+        if self.stopped is not None:
+            self.broken = True
+            raise Interrupted(self.stopped) from None
 
     def run(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
         """Run one job through allocate → write → run_e → deallocate.
 
-        Returns the trap that ended the job, if any; raises SetupError when the
-        input could not be handed over. Either way ``broken`` is then set.
+        Returns the trap of a guest fault, if any. Raises Interrupted when the
+        host stopped the guest (at any step), SetupError when the input could
+        not be handed over. After any of these ``broken`` is set.
         """
         current = self._host.current
         # Saved and restored, not cleared: a run_job host call runs a nested
         # job on this same thread while the caller's guest is suspended.
         outer_job, outer_memory = current.job, current.memory
         current.job, current.memory = job, self.memory
-        self._job = job
+        self._control = job.control
         try:
             if len(data) > self._stage_capacity:
                 return self._run_stepwise(job, data)
@@ -145,44 +188,43 @@ class WasmInstance:
                 return self._staged_trap(trap)
         finally:
             current.job, current.memory = outer_job, outer_memory
-            self._job = None
+            self._control = None
 
     def _staged_trap(self, trap: _raw.GuestTrap) -> _raw.GuestTrap | None:
         """What a trap during the driver's call means, by the step it reached."""
         self.broken = True
+        self._raise_if_stopped()
         step = int.from_bytes(self._stage.read(0, 4), "little")
-        if step == ALLOCATING and not trap.interrupted:
+        if step == ALLOCATING:
             raise SetupError(_ALLOCATE_FAILED + str(trap)) from None
-        if step == DEALLOCATING and not trap.interrupted:
+        if step == DEALLOCATING:
             return None  # like Reactr, a failing deallocate does not fail the job
         return trap
 
     def _run_stepwise(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
-        """The sequence as separate calls, for inputs larger than the driver's stage."""
+        """The sequence as separate calls: fresh instances, and inputs larger than the driver's stage."""
         length = len(data)
         try:
             ptr = self._allocate(length)
             self.memory.write(ptr, data)
         except (_raw.GuestTrap, _raw.GuestFault) as error:
             self.broken = True
+            self._raise_if_stopped()
             raise SetupError(_ALLOCATE_FAILED + str(error)) from None
         try:
             self._run_e(ptr, length, job.ident)
         except _raw.GuestTrap as trap:
             self.broken = True
+            self._raise_if_stopped()
             return trap
         if self._deallocate is not None:
             try:
                 self._deallocate(ptr, length)
             except _raw.GuestTrap:
-                self.broken = True  # like Reactr, a failing deallocate does not fail the job
-        return None
+                self.broken = True
+                self._raise_if_stopped()  # a stop is a stop, at any step (as with the driver)
+        return None  # like Reactr, a failing deallocate does not fail the job
 
     def close(self) -> None:
         _raw.clear_epoch_callback(self._key)
-        self.store.close()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        self._store.close()

@@ -4,52 +4,89 @@ from __future__ import annotations
 
 from typing import Literal
 
-from wasmtime import Engine, InstancePre
-
-from .driver import Drivers
-from .hostcalls import HostCalls
-from .instance import Limits, WasmInstance
+from ..errors import QueueFull
+from .context import RunControl
+from .instance import Blueprint, Limits, WasmInstance
 
 Isolation = Literal["reuse", "fresh"]
+# Where the error for a full fresh-instance pool sends the reader.
+FRESH_SETTING = "[limits] fresh_instances in the config, FreshPool(instances=...) when embedding"
+
+
+class FreshSlots:
+    """The engine-wide count of fresh instances that may exist at once.
+
+    Fresh instances come from wasmtime's pooling allocator, whose slots are
+    reserved when the engine starts. Taking a slot here first gives a clear
+    error when they are all in use, rather than wasmtime's. Thread-safe:
+    list ``pop``/``append`` are atomic under the GIL.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._free = [None] * count
+
+    def take(self, source: str) -> None:
+        """Take one slot; raises QueueFull naming the setting when none is free."""
+        try:
+            self._free.pop()
+        except IndexError:
+            raise QueueFull(
+                f"{source}: all {self.count} fresh instances are in use; raise {FRESH_SETTING}"
+            ) from None
+
+    def give_back(self) -> None:
+        self._free.append(None)
+
+    @property
+    def free(self) -> int:
+        return len(self._free)
 
 
 class InstancePool:
     """Hands out instances of one runnable to worker threads.
 
     ``reuse`` keeps idle instances warm (guest state persists between jobs, as
-    in Reactr); ``fresh`` builds one per job and closes it afterwards. Either
-    way, an instance whose job trapped is closed, never handed out again.
+    in Reactr); ``fresh`` builds one per job (taking a slot of ``slots``) and
+    closes it afterwards. Either way, an instance whose job trapped or was
+    stopped is closed, never handed out again.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        pre: InstancePre,
-        drivers: Drivers,
-        host: HostCalls,
-        limits: Limits,
-        isolation: Isolation,
-        source: str,
-    ) -> None:
-        self._engine, self._pre, self._drivers, self._host = engine, pre, drivers, host
-        self.limits, self.isolation, self._source = limits, isolation, source
+    def __init__(self, plan: Blueprint, isolation: Isolation, slots: FreshSlots | None = None) -> None:
+        if isolation == "fresh" and slots is None:
+            raise ValueError("a fresh-isolation pool needs the engine's fresh slots")
+        self._plan, self.isolation, self._slots = plan, isolation, slots
         self._idle: list[WasmInstance] = []
         self._closed = False
 
-    def acquire(self) -> WasmInstance:
-        """An instance for one job; raises ModuleError when it cannot be built."""
-        if self.isolation == "reuse":
+    @property
+    def limits(self) -> Limits:
+        return self._plan.limits
+
+    def acquire(self, control: RunControl | None = None) -> WasmInstance:
+        """An instance for one job, started under the job's ``control`` if it must be built.
+
+        Raises ModuleError when it cannot be built, Interrupted when ``control``
+        stopped its start, QueueFull when every fresh slot is in use.
+        """
+        if self._slots is None:
             try:
                 return self._idle.pop()  # atomic under the GIL
             except IndexError:
-                pass
-        # A fresh instance runs one job: instantiating the job driver next to it
-        # (~40 µs) would cost more than it saves (~2 µs).
-        drivers = self._drivers if self.isolation == "reuse" else None
-        return WasmInstance(self._engine, self._pre, drivers, self._host, self.limits, self._source)
+                return WasmInstance(self._plan, control)
+        self._slots.take(self._plan.source)
+        try:
+            return WasmInstance(self._plan, control)
+        except BaseException:
+            self._slots.give_back()
+            raise
 
     def release(self, instance: WasmInstance) -> None:
-        if instance.broken or self.isolation == "fresh" or self._closed:
+        if self._slots is not None:
+            instance.close()
+            self._slots.give_back()
+            return
+        if instance.broken or self._closed:
             instance.close()
             return
         self._idle.append(instance)

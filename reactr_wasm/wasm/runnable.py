@@ -6,16 +6,12 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from wasmtime import Engine, InstancePre
-
 from ..capabilities.grants import NONE, Capabilities
 from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
-from .context import JobContext, RunControl
-from .driver import Drivers
-from .hostcalls import HostCalls
-from .instance import OVER_BUDGET, Limits, SetupError
+from .context import JobContext, RunControl, Stop
+from .instance import Blueprint, Interrupted, SetupError
 from .module import ModuleInfo
-from .pool import InstancePool, Isolation
+from .pool import FreshSlots, InstancePool, Isolation
 from .request import CoordinatedRequest
 
 # Idents only need to be unique among running jobs: host calls also check
@@ -39,19 +35,15 @@ class WasmRunnable:
     def __init__(
         self,
         name: str,
-        engine: Engine,
-        pre: InstancePre,
-        drivers: Drivers,
+        plan: Blueprint,
         info: ModuleInfo,
-        host: HostCalls,
-        limits: Limits,
         isolation: Isolation,
-        source: str,
+        slots: FreshSlots | None = None,
         capabilities: Capabilities = NONE,
     ) -> None:
-        self.name, self.info, self.limits, self.source = name, info, limits, source
+        self.name, self.info, self.limits, self.source = name, info, plan.limits, plan.source
         self.capabilities = capabilities
-        self.pool = InstancePool(engine, pre, drivers, host, limits, isolation, source)
+        self.pool = InstancePool(plan, isolation, slots)
 
     def run(
         self, payload: bytes, result_id: str = "", control: RunControl | None = None
@@ -71,22 +63,19 @@ class WasmRunnable:
             self.limits.max_result_bytes,
             self.capabilities,
         )
-        instance = self.pool.acquire()
         try:
-            trap = instance.run(job, request.body if request else payload)
+            instance = self.pool.acquire(control)  # a fresh instance starts under the job's control
+            try:
+                trap = instance.run(job, request.body if request else payload)
+            except BaseException:
+                instance.broken = True  # whatever happened, its state is unknown
+                raise
+            finally:
+                self.pool.release(instance)
+        except Interrupted as stop:
+            raise self._stopped(stop.reason) from None
         except SetupError as error:
             raise ExecutionError(str(error)) from None
-        except BaseException:
-            instance.broken = True  # whatever happened, its state is unknown
-            raise
-        finally:
-            self.pool.release(instance)
-        if trap is not None and trap.interrupted:
-            if control.is_cancelled():
-                raise JobCancelled()
-            if OVER_BUDGET in trap.message:
-                raise InlineBudgetExceeded(self.name)
-            raise JobTimeout()
         if job.error is not None:
             raise job.error
         if trap is not None:
@@ -95,6 +84,14 @@ class WasmRunnable:
         if request is not None:
             return CoordinatedResponse(output, request.resp_headers)
         return output
+
+    def _stopped(self, reason: Stop) -> Exception:
+        """What the caller sees of a guest the host stopped: never an ExecutionError."""
+        if reason is Stop.CANCELLED:
+            return JobCancelled()
+        if reason is Stop.OVER_BUDGET:
+            return InlineBudgetExceeded(self.name)  # internal: the scheduler restarts the job
+        return JobTimeout()
 
     def close(self) -> None:
         self.pool.close()
