@@ -127,6 +127,22 @@ def test_discard_drops_the_value(reactr: Reactr) -> None:
     assert result.status is JobStatus.SUCCEEDED
 
 
+def test_cancel_by_id_finds_jobs_submitted_with_their_id(reactr: Reactr) -> None:
+    gate = threading.Event()
+    reactr.register("wait", lambda job, ctx: gate.wait(5) and b"ran", pool_size=1)
+    running = reactr.do(Job("wait", None, "r" * 24))
+    queued = reactr.do(Job("wait", None, "q" * 24))
+    anonymous = reactr.do("wait")
+
+    assert reactr.cancel("q" * 24)  # a queued job never runs
+    assert queued.status is JobStatus.CANCELLED
+    assert not reactr.cancel(anonymous.id)  # its id was made after do(): not findable by it
+    assert not reactr.cancel("x" * 24)
+    gate.set()
+    assert running.then(timeout=5) == b"ran" and anonymous.then(timeout=5) == b"ran"
+    assert not reactr.cancel("r" * 24)  # finished: nothing to cancel
+
+
 def test_python_timeout_abandons_the_run(reactr: Reactr) -> None:
     release = threading.Event()
     reactr.register("stuck", lambda job, ctx: release.wait(10) and "late", timeout=0.3, pool_size=2)

@@ -92,6 +92,7 @@ class Result:
     """
 
     __slots__ = (
+        "__weakref__",  # Reactr finds results by id through weak references
         "_callbacks",
         "_discarded",
         "_error",
