@@ -127,6 +127,21 @@ def test_discard_drops_the_value(reactr: Reactr) -> None:
     assert result.status is JobStatus.SUCCEEDED
 
 
+def test_a_finished_result_keeps_its_output_but_not_its_input(reactr: Reactr) -> None:
+    from .conftest import wat_module
+
+    for name in ("echo", "result-and-error"):
+        reactr.register(name, reactr.engine.load(name, wat_module(name)))
+    reactr.register("py", lambda job, ctx: len(job.data))
+    data = b"x" * 1_000_000
+    echoed, failed, counted = (reactr.do(Job(name, data)) for name in ("echo", "result-and-error", "py"))
+    assert echoed.then(timeout=5) == b"hello " + data
+    with pytest.raises(RunErr):
+        failed.then(timeout=5)
+    assert counted.then(timeout=5) == len(data)
+    assert [result.job.data for result in (echoed, failed, counted)] == [None] * 3
+
+
 def test_cancel_by_id_finds_jobs_submitted_with_their_id(reactr: Reactr) -> None:
     gate = threading.Event()
     reactr.register("wait", lambda job, ctx: gate.wait(5) and b"ran", pool_size=1)

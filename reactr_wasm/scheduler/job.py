@@ -49,7 +49,11 @@ FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatu
 
 
 class Job:
-    """A unit of work: the name of a runnable and its data."""
+    """A unit of work: the name of a runnable and its data.
+
+    A job runs once: its id names its one result, and a worker drops its data
+    when the run ends (a finished Result does not keep its input).
+    """
 
     __slots__ = ("_id", "data", "name")
 
