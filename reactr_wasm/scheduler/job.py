@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
@@ -16,6 +14,7 @@ from typing import Any
 
 from ..errors import JobCancelled, JobTimeout, ReactrError
 from ..wasm.context import RunControl
+from .bridge import LoopBridge
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 RESULT_ID_LENGTH = 24
@@ -254,7 +253,7 @@ class Result:
         if not self.done():
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
-            bridge = _LoopBridge.of(loop)  # here, on the loop's own thread
+            bridge = LoopBridge.of(loop)  # here, on the loop's own thread
             self.add_done_callback(lambda _: bridge.wake(future))
             yield from asyncio.shield(future).__await__()
         return self.outcome()
@@ -298,56 +297,6 @@ def _callback_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reactr-then-do")
         return _pool
-
-
-class _LoopBridge:
-    """Wakes asyncio futures from worker threads, one loop wake-up per batch.
-
-    ``call_soon_threadsafe`` writes to the loop's self-pipe on every call; under
-    load many results finish between two loop iterations, so they share one.
-    """
-
-    _bridges: dict[asyncio.AbstractEventLoop, _LoopBridge] = {}
-    _bridges_lock = threading.Lock()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._thread = threading.get_ident()
-        self._ready: deque[asyncio.Future[None]] = deque()
-        self._scheduled = False
-        self._lock = threading.Lock()
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopBridge:
-        bridge = cls._bridges.get(loop)
-        if bridge is None:
-            with cls._bridges_lock:
-                for stale in [old for old in cls._bridges if old.is_closed()]:
-                    del cls._bridges[stale]
-                bridge = cls._bridges.setdefault(loop, cls(loop))
-        return bridge
-
-    def wake(self, future: asyncio.Future[None]) -> None:
-        if threading.get_ident() == self._thread:
-            if not future.done():
-                future.set_result(None)
-            return
-        self._ready.append(future)
-        with self._lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
-            self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        with self._lock:
-            self._scheduled = False
-        ready = self._ready
-        while ready:
-            future = ready.popleft()
-            if not future.done():
-                future.set_result(None)
 
 
 __all__ = ["Job", "JobStatus", "ReactrError", "Result", "is_result_id", "new_result_id"]
