@@ -35,7 +35,6 @@ import hmac
 import logging
 import random
 import time
-from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -45,68 +44,20 @@ from yarl import URL
 from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
 from ..scheduler.job import Result
-from ..scheduler.values import value_bytes
-from ..wasm.runnable import CoordinatedResponse
+from ..scheduler.values import OCTET, encode_value
 from .netrules import DestinationRefused, GuardedResolver, check_url, guarded_socket_factory
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Reactr-Signature"
 ERROR_PREFIX = b"job_err_result: "
-OCTET = "application/octet-stream"
-JSON = "application/json"
-TEXT = "text/plain; charset=utf-8"
-
-# Headers a runnable may not set on an HTTP response: they frame the message
-# or belong to the server.
-_RESERVED_HEADERS = frozenset(
-    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-     "proxy-connection", "x-request-id"}
-)
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 class CallbackRefused(ValueError):
     """The callback URL is malformed or its destination is not allowed."""
 
 
-# --- result encoding (shared with the HTTP routes) ---------------------------------------
-
-
-def encode_value(value: Any) -> tuple[bytes, str | None, dict[str, str] | None]:
-    """``(body, content type, extra headers)`` for a job's value.
-
-    bytes -> octet-stream; a request job's CoordinatedResponse -> its output,
-    with the headers it set (a Content-Type among them wins); str -> text;
-    None -> empty; anything else -> JSON. Raises TypeError/ValueError for a
-    value JSON cannot encode.
-    """
-    body = value_bytes(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return body, OCTET, None
-    if isinstance(value, CoordinatedResponse):
-        headers = response_headers(value.resp_headers)
-        content_type = OCTET
-        for name in [name for name in headers if name.lower() == "content-type"]:
-            content_type = headers.pop(name)
-        return body, content_type, headers or None
-    if isinstance(value, str):
-        return body, TEXT, None
-    return body, (None if value is None else JSON), None
-
-
-def response_headers(headers: dict[str, str]) -> dict[str, str]:
-    """The headers a runnable set that can go on an HTTP response; others are dropped."""
-    kept: dict[str, str] = {}
-    for name, value in headers.items():
-        if (
-            name and set(name) <= _TOKEN and name.lower() not in _RESERVED_HEADERS
-            and isinstance(value, str) and value.isprintable()
-        ):
-            kept[name] = value
-        else:
-            log.debug("dropping response header %r set by a runnable", name)
-    return kept
+# --- bodies -------------------------------------------------------------------------------
 
 
 def delivery_body(result: Result) -> tuple[bytes, str, str]:
@@ -318,7 +269,6 @@ __all__ = [
     "CallbackRefused",
     "Callbacks",
     "delivery_body",
-    "encode_value",
     "sign",
     "verify_signature",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ExecutionError, JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
-from .callbacks import JSON, CallbackRefused, encode_value
+from ..scheduler.values import JSON, encode_value
+from .callbacks import CallbackRefused
 
 RETRY_AFTER = "1"  # seconds, on 503
 _COMPACT = (",", ":")
@@ -63,7 +64,7 @@ def error_response(error: BaseException) -> web.Response:
 
 
 def value_response(value: Any) -> web.Response:
-    """A job's value as an HTTP answer (rules in ``callbacks.encode_value``)."""
+    """A job's value as an HTTP answer (rules in ``scheduler/values.py``)."""
     if type(value) is bytes and value:
         return web.Response(body=value)  # aiohttp's default type is application/octet-stream
     body, content_type, headers = encode_value(value)
