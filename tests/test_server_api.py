@@ -152,6 +152,16 @@ async def test_job_errors_map_to_statuses_with_json_bodies(reactr: Reactr, start
 # --- result encodings -----------------------------------------------------------------------
 
 
+async def run(client: Client, mode: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+    """The answer to ``path`` with ``?then=true`` ("then"), or as an async job read by ``GET /then`` ("async")."""
+    if mode == "then":
+        return await answer(client, "POST", f"{path}?then=true", **kwargs)
+    status, posted, _ = await answer(client, "POST", path, **kwargs)
+    assert status == 200, posted
+    return await answer(client, "GET", f"/then/{posted['resultId']}")
+
+
+@pytest.mark.parametrize("mode", ["then", "async"])
 @pytest.mark.parametrize(
     ("value", "body", "content_type"),
     [
@@ -164,21 +174,22 @@ async def test_job_errors_map_to_statuses_with_json_bodies(reactr: Reactr, start
     ],
 )
 async def test_python_values_are_encoded_by_type(
-    reactr: Reactr, start: Start, value: object, body: bytes, content_type: str | None
+    reactr: Reactr, start: Start, value: object, body: bytes, content_type: str | None, mode: str
 ) -> None:
     reactr.register("py", lambda job, ctx: value)
     client = await start()
-    async with client.post("/do/py?then=true") as response:
-        assert response.status == 200
-        assert await response.read() == body
-        assert response.headers.get("Content-Type") == content_type
+    status, got, headers = await run(client, mode, "/do/py")
+    if content_type == "application/json":
+        got = json.dumps(got, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (status, got, headers.get("Content-Type")) == (200, body, content_type)
 
 
-async def test_a_value_json_cannot_encode_is_a_500(reactr: Reactr, start: Start) -> None:
+@pytest.mark.parametrize("mode", ["then", "async"])
+async def test_a_value_json_cannot_encode_is_a_500(reactr: Reactr, start: Start, mode: str) -> None:
     reactr.register("py", lambda job, ctx: {1j})
     client = await start()
-    status, body, _ = await answer(client, "POST", "/do/py?then=true")
-    assert status == 500 and body["code"] == 500 and "not JSON serializable" in body["message"]
+    status, body, _ = await run(client, mode, "/do/py")
+    assert (status, body) == (500, {"code": 500, "message": "TypeError: Object of type set is not JSON serializable"})
 
 
 async def test_a_guest_without_a_result_answers_200_empty(reactr: Reactr, start: Start) -> None:
@@ -216,12 +227,13 @@ async def test_headers_that_would_break_the_response_are_dropped(reactr: Reactr,
                "Bad Name": "v", "X-Request-Id": "spoofed", "X-Fine": "kept"}
     reactr.register("py", lambda job, ctx: CoordinatedResponse(b"body", hostile))
     client = await start()
-    status, body, headers = await answer(client, "POST", "/do/py?then=true")
-    assert (status, body, headers["X-Fine"]) == (200, b"body", "kept")
-    assert headers["Content-Length"] == "4" and "Transfer-Encoding" not in headers
-    assert "X-Split" not in headers and "Set-Cookie" not in headers and "Bad Name" not in headers
-    assert headers["X-Request-Id"] != "spoofed"
-    assert headers["Content-Type"] == "application/octet-stream"
+    for mode in ("then", "async"):  # an async job's headers are kept with its result
+        status, body, headers = await run(client, mode, "/do/py")
+        assert (status, body, headers["X-Fine"]) == (200, b"body", "kept")
+        assert headers["Content-Length"] == "4" and "Transfer-Encoding" not in headers
+        assert "X-Split" not in headers and "Set-Cookie" not in headers and "Bad Name" not in headers
+        assert headers["X-Request-Id"] != "spoofed"
+        assert headers["Content-Type"] == "application/octet-stream"
 
 
 # --- sizes, concurrency, limits -------------------------------------------------------------

@@ -9,10 +9,10 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from typing import Any
 
-from ..errors import JobCancelled, JobTimeout, ReactrError
+from ..backends.records import FINISHED, JobStatus
+from ..errors import JobCancelled, JobTimeout
 from ..wasm.context import RunControl
 from .bridge import LoopBridge
 
@@ -33,18 +33,6 @@ def new_result_id() -> str:
 
 def is_result_id(text: str) -> bool:
     return len(text) == RESULT_ID_LENGTH and all(c in _ID_ALPHABET for c in text)
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-
-
-FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
 
 
 class Job:
@@ -83,7 +71,6 @@ class Job:
 # Results change state for microseconds at a time, under the GIL: one shared
 # lock serialises them without allocating a lock per job.
 _STATE_LOCK = threading.Lock()
-_NO_HOOKS: list[Callable[[Result], None]] = []
 
 
 class Result:
@@ -100,7 +87,6 @@ class Result:
         "_discarded",
         "_error",
         "_event",
-        "_on_discard",
         "_value",
         "control",
         "created",
@@ -122,7 +108,6 @@ class Result:
         self._callbacks: list[Callable[[Result], None]] | None = None
         self._event: threading.Event | None = None
         self._discarded = False
-        self._on_discard: list[Callable[[Result], None]] = _NO_HOOKS
 
     @property
     def id(self) -> str:
@@ -237,17 +222,11 @@ class Result:
 
         self.add_done_callback(deliver)
 
-    def on_discard(self, hook: Callable[[Result], None]) -> None:
-        """Call ``hook(result)`` when someone calls ``discard()`` (e.g. a store forgets it)."""
-        self._on_discard = [*self._on_discard, hook]
-
     def discard(self) -> None:
         """Nobody will read this result: drop its value as soon as it exists."""
         self._discarded = True
         if self.done():
             self._value = None
-        for hook in self._on_discard:
-            hook(self)
 
     def __await__(self) -> Generator[Any, None, Any]:
         if not self.done():
@@ -274,18 +253,6 @@ class Result:
             self._finish(JobStatus.CANCELLED, error=JobCancelled())
         return True
 
-    def status_dict(self) -> dict[str, Any]:
-        error = self._error
-        return {
-            "id": self.id,
-            "job": self.job.name,
-            "status": self.status.value,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "error": str(error) if error is not None else None,
-        }
-
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -299,4 +266,4 @@ def _callback_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-__all__ = ["Job", "JobStatus", "ReactrError", "Result", "is_result_id", "new_result_id"]
+__all__ = ["FINISHED", "Job", "JobStatus", "Result", "is_result_id", "new_result_id"]

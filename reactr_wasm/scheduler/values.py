@@ -1,4 +1,4 @@
-"""A job's value as bytes: the one encoding rule behind HTTP answers, callbacks and ``run_job``.
+"""A job's value as bytes: the one encoding rule behind HTTP answers, callbacks, stored records and ``run_job``.
 
 - bytes as they are, ``application/octet-stream``;
 - a request job's ``CoordinatedResponse``: its output, with the headers the
@@ -6,6 +6,8 @@
 - str as UTF-8, ``text/plain; charset=utf-8``;
 - None: empty, no Content-Type;
 - anything else: compact JSON, ``application/json``.
+
+``record_of`` applies it once, when a job's record is made for a result store.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import json
 import logging
 from typing import Any
 
+from ..backends.records import FINISHED, ErrorKind, JobRecord, classify
 from ..wasm.runnable import CoordinatedResponse
+from .job import Result
 
 log = logging.getLogger(__name__)
 
@@ -77,4 +81,28 @@ def response_headers(headers: dict[str, str]) -> dict[str, str]:
     return kept
 
 
-__all__ = ["JSON", "OCTET", "TEXT", "encode_value", "response_headers", "value_bytes"]
+def record_of(result: Result, *, key: str | None = None, fingerprint: str | None = None) -> JobRecord:
+    """The record of ``result`` as it is now; a finished one carries its encoded value or its error."""
+    status = result.status  # read first: a Result sets its value, error and finish time before its status
+    fields: dict[str, Any] = {}
+    if status in FINISHED:
+        error = result.error
+        if error is not None:
+            kind, code, message = classify(error)
+            fields = {"error_kind": kind, "error_code": code, "error_message": message, "error_text": str(error)}
+        else:
+            try:
+                body, content_type, headers = encode_value(result.outcome())
+            except (TypeError, ValueError) as failure:
+                message = f"{type(failure).__name__}: {failure}"
+                fields = {"error_kind": ErrorKind.UNENCODABLE, "error_message": message, "error_text": str(failure)}
+            else:
+                pairs = tuple(headers.items()) if headers else None
+                fields = {"value": body, "content_type": content_type, "headers": pairs}
+        fields["finished"] = result.finished
+    return JobRecord(
+        result.id, result.job.name, status, result.created, result.started, key=key, fingerprint=fingerprint, **fields
+    )
+
+
+__all__ = ["JSON", "OCTET", "TEXT", "encode_value", "record_of", "response_headers", "value_bytes"]

@@ -29,7 +29,6 @@ address each connection actually uses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -41,10 +40,10 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from ..backends.records import ErrorKind, JobRecord
 from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
-from ..scheduler.job import Result
-from ..scheduler.values import OCTET, encode_value
+from ..scheduler.values import OCTET
 from .netrules import DestinationRefused, GuardedResolver, check_url, guarded_socket_factory
 
 log = logging.getLogger(__name__)
@@ -60,16 +59,15 @@ class CallbackRefused(ValueError):
 # --- bodies -------------------------------------------------------------------------------
 
 
-def delivery_body(result: Result) -> tuple[bytes, str, str]:
+def delivery_body(record: JobRecord) -> tuple[bytes, str, str]:
     """``(body, content type, outcome)`` of a finished job, as a callback sends it."""
-    error = result.error
-    if error is None:
-        try:
-            body, content_type, _ = encode_value(result.outcome())
-            return body, content_type or OCTET, "success"
-        except (TypeError, ValueError) as failure:
-            return b"job_err_result failed to Marshal result: " + str(failure).encode(), OCTET, "error"
-    return ERROR_PREFIX + str(error).encode(), OCTET, "error"
+    kind = record.error_kind
+    if kind is None:
+        return record.value, record.content_type or OCTET, "success"
+    text = (record.error_text or "").encode()
+    if kind is ErrorKind.UNENCODABLE:
+        return b"job_err_result failed to Marshal result: " + text, OCTET, "error"
+    return ERROR_PREFIX + text, OCTET, "error"
 
 
 # --- signatures ---------------------------------------------------------------------------
@@ -124,7 +122,7 @@ def _refusal(error: BaseException) -> DestinationRefused | None:
 class Callbacks:
     """Delivers job outcomes to callback URLs and tracks deliveries in flight.
 
-    ``check(url)`` before starting the job, ``deliver(url, result)`` after;
+    ``check(url)`` before starting the job, ``deliver(url, record)`` once it finished;
     ``drain(timeout)`` on shutdown; ``close()`` at the end. Use on one event loop.
     """
 
@@ -136,7 +134,7 @@ class Callbacks:
 
     @property
     def pending(self) -> int:
-        """Deliveries not finished yet (including those waiting for their job)."""
+        """Deliveries not finished yet."""
         return len(self._tasks)
 
     async def check(self, url: str) -> URL:
@@ -161,33 +159,31 @@ class Callbacks:
         if allowed and not any(match_domain(pattern.lower(), host) for pattern in allowed):
             raise DestinationRefused(f"{host}: the domain is not in callbacks.allowed_domains")
 
-    def deliver(self, url: URL, result: Result) -> asyncio.Task[bool]:
-        """Post ``result`` to ``url`` once the job is done; returns the delivery task.
+    def deliver(self, url: URL, record: JobRecord) -> asyncio.Task[bool]:
+        """Post a finished job's ``record`` to ``url``; returns the delivery task.
 
         The task's value is True when the receiver accepted it (2xx).
         """
-        task = asyncio.get_running_loop().create_task(self._deliver(url, result))
+        task = asyncio.get_running_loop().create_task(self._deliver(url, record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _deliver(self, url: URL, result: Result) -> bool:
-        with contextlib.suppress(Exception):  # the job's own error is delivered, not raised
-            await result
+    async def _deliver(self, url: URL, record: JobRecord) -> bool:
         try:
-            return await self._post(url, result)
+            return await self._post(url, record)
         except Exception:  # a bug here must not vanish into an unretrieved task
-            log.exception("callback for job %s (result %s) to %s crashed", result.job.name, result.id, _shown(url))
+            log.exception("callback for job %s (result %s) to %s crashed", record.runnable, record.id, _shown(url))
             return False
 
-    async def _post(self, url: URL, result: Result) -> bool:
-        body, content_type, outcome = delivery_body(result)
+    async def _post(self, url: URL, record: JobRecord) -> bool:
+        body, content_type, outcome = delivery_body(record)
         attempts = self.config.attempts
         for attempt in range(1, attempts + 1):
             headers = {
                 "Content-Type": content_type,
-                "X-Reactr-Result-Id": result.id,
-                "X-Reactr-Job": result.job.name,
+                "X-Reactr-Result-Id": record.id,
+                "X-Reactr-Job": record.runnable,
                 "X-Reactr-Outcome": outcome,
                 "X-Reactr-Attempt": str(attempt),
             }
@@ -195,11 +191,11 @@ class Callbacks:
                 headers[SIGNATURE_HEADER] = sign(self.config.secret, body, int(time.time()))
             problem, retry = await self._attempt(url, body, headers)
             if problem is None:
-                log.info("callback for job %s (result %s) delivered to %s", result.job.name, result.id, _shown(url))
+                log.info("callback for job %s (result %s) delivered to %s", record.runnable, record.id, _shown(url))
                 return True
             log.warning(
                 "callback for job %s (result %s) to %s failed (attempt %d of %d): %s",
-                result.job.name, result.id, _shown(url), attempt, attempts, problem,
+                record.runnable, record.id, _shown(url), attempt, attempts, problem,
             )
             if not retry:
                 return False
