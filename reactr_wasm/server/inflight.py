@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255  # Idempotency-Key
 
+
+def fingerprint(name: str, body: bytes) -> str:
+    """A digest of one request: an Idempotency-Key names one runnable and one body."""
+    digest = hashlib.blake2b(b"%d:%s:" % (len(name), name.encode()), digest_size=16)
+    digest.update(body)
+    return digest.hexdigest()
 
 
 class Running:
@@ -72,7 +79,7 @@ class InFlight:
 
         Returns its record and whether the job is new; a new one's finished
         record is stored, and posted to ``url``, when it ends. Raises HTTPError
-        400 for a malformed key.
+        400 for a malformed key and 422 for a key used for another request.
         """
         job = Job(name, body, new_result_id())  # an id before do(): DELETE and drain cancel by id
         if key is None:
@@ -84,10 +91,12 @@ class InFlight:
         if not 0 < len(key) <= MAX_KEY_LENGTH:
             raise HTTPError(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
         # Stored before the job starts, so a request with the same key finds it at once.
-        scoped = f"{name}\n{key}"  # a key names one request to one runnable
-        record = JobRecord(job.id, name, JobStatus.QUEUED, time.time(), key=scoped)
+        record = JobRecord(job.id, name, JobStatus.QUEUED, time.time(), key=key, fingerprint=fingerprint(name, body))
         kept = await self.store.add(record)
         if kept is not None:
+            if kept.fingerprint != record.fingerprint:
+                raise HTTPError(422, f"Idempotency-Key {key!r} was already used for a different request "
+                                     "(another runnable or body); use a new key for a new request")
             return kept, False
         try:
             result = self.reactr.do(job)
