@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -60,10 +59,9 @@ def queued(key: str | None = None, fingerprint: str | None = None) -> JobRecord:
 
 def finished(record: JobRecord | None = None, value: bytes = b"ok", at: float = START) -> JobRecord:
     """``record`` (or a new one) as it is once its job succeeded with ``value`` at ``at``."""
-    return replace(
-        record or queued(), status=JobStatus.SUCCEEDED, started=at, finished=at, value=value,
-        content_type="application/octet-stream",
-    )  # fmt: skip
+    return (record or queued())._replace(
+        status=JobStatus.SUCCEEDED, started=at, finished=at, value=value, content_type="application/octet-stream"
+    )
 
 
 # --- add, get, delete ---------------------------------------------------------------------
@@ -147,8 +145,8 @@ async def test_a_waiter_still_gets_the_end_of_a_job_deleted_while_it_waited(make
     waiter = asyncio.create_task(store.wait(record.id, 5))
     await asyncio.sleep(0.05)
     await store.delete(record.id)
-    cancelled = replace(record, status=JobStatus.CANCELLED, finished=START, error_kind=ErrorKind.CANCELLED,
-                        error_message="job cancelled", error_text="job cancelled")  # fmt: skip
+    cancelled = record._replace(status=JobStatus.CANCELLED, finished=START, error_kind=ErrorKind.CANCELLED,
+                                error_message="job cancelled", error_text="job cancelled")  # fmt: skip
     assert await store.finish(cancelled) is False
     assert await asyncio.wait_for(waiter, 1) == cancelled
     assert await store.get(record.id) is None
@@ -250,7 +248,7 @@ async def test_a_key_is_bound_to_the_first_record_that_carries_it(make_store: Ma
     assert await store.get(second.id) is None
     assert await store.add(queued("order-2", "digest-b")) is None
 
-    await store.finish(finished(replace(first, key=None, fingerprint=None)))  # key and fingerprint carry over
+    await store.finish(finished(first._replace(key=None, fingerprint=None)))  # key and fingerprint carry over
     kept = await store.add(queued("order-1", "digest-a"))
     assert kept is not None and kept.done and (kept.key, kept.fingerprint) == ("order-1", "digest-a")
 

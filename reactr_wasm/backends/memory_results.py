@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 from .records import JobRecord
 from .results import Clock, ResultStore
@@ -39,7 +38,7 @@ class MemoryResultStore(ResultStore):
         kept = self._records.get(record.id)
         if kept is not None:
             if record.key is None and kept.key is not None:
-                record = replace(record, key=kept.key, fingerprint=kept.fingerprint)
+                record = record._replace(key=kept.key, fingerprint=kept.fingerprint)
             self._keep(record, kept)
         if record.done:
             for waiter in self._waiters.pop(record.id, ()):

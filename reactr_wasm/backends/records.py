@@ -13,9 +13,8 @@ This module also holds ``JobStatus``, the lowest place that needs it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
 
@@ -73,9 +72,8 @@ def classify(error: BaseException) -> tuple[ErrorKind, int, str]:
 Headers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """One job as a result store keeps it.
+class JobRecord(NamedTuple):
+    """One job as a result store keeps it: immutable plain data.
 
     Success: ``value`` with ``content_type`` (None: no Content-Type) and ``headers``.
     Failure: ``error_kind``, ``error_code`` (a RunErr's), ``error_message`` (what an
@@ -83,6 +81,9 @@ class JobRecord:
     and callbacks). An UNENCODABLE value keeps ``status`` SUCCEEDED.
     ``key``/``fingerprint``: the ``Idempotency-Key`` that started the job and a digest
     of its request (runnable and body).
+
+    A NamedTuple rather than a frozen dataclass: the server makes one or two per
+    job, and a frozen dataclass of 15 fields took ~2.5 µs to build here, this ~0.5 µs.
     """
 
     id: str
@@ -130,13 +131,7 @@ class JobRecord:
         """The msgpack form: an array of the fields in order, after the format version."""
         import msgpack  # type: ignore[import-untyped]  # here: ~10 ms at import, and the memory store never packs
 
-        return msgpack.packb(  # type: ignore[no-any-return]
-            [
-                FORMAT, self.id, self.runnable, self.status.value, self.created, self.started, self.finished,
-                self.value, self.content_type, self.headers, self.error_kind and self.error_kind.value,
-                self.error_code, self.error_message, self.error_text, self.key, self.fingerprint,
-            ]
-        )  # fmt: skip
+        return msgpack.packb((FORMAT, *self))  # type: ignore[no-any-return]  # enums pack as their str values
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JobRecord:
