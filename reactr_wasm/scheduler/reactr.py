@@ -243,7 +243,7 @@ class Reactr:
             if current is None:
                 raise RunnableNotFound(job.name) from None
             current.submit(result)
-        if job._id is not None:
+        if job._id is not None and not result.done():  # one that ran inline has nothing left to cancel
             self._by_id[job._id] = result
         return result
 

@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Any
 
-from ..backends.records import FINISHED, ErrorKind, JobRecord, classify
+from ..backends.records import FINISHED, ErrorKind, Headers, JobRecord, classify
 from ..wasm.runnable import CoordinatedResponse
 from .job import Result
 
@@ -84,25 +84,33 @@ def response_headers(headers: dict[str, str]) -> dict[str, str]:
 def record_of(result: Result, *, key: str | None = None, fingerprint: str | None = None) -> JobRecord:
     """The record of ``result`` as it is now; a finished one carries its encoded value or its error."""
     status = result.status  # read first: a Result sets its value, error and finish time before its status
-    fields: dict[str, Any] = {}
-    if status in FINISHED:
-        error = result.error
-        if error is not None:
-            kind, code, message = classify(error)
-            fields = {"error_kind": kind, "error_code": code, "error_message": message, "error_text": str(error)}
-        else:
-            try:
-                body, content_type, headers = encode_value(result.outcome())
-            except (TypeError, ValueError) as failure:
-                message = f"{type(failure).__name__}: {failure}"
-                fields = {"error_kind": ErrorKind.UNENCODABLE, "error_message": message, "error_text": str(failure)}
-            else:
-                pairs = tuple(headers.items()) if headers else None
-                fields = {"value": body, "content_type": content_type, "headers": pairs}
-        fields["finished"] = result.finished
+    if status not in FINISHED:
+        return JobRecord(
+            result.id, result.job.name, status, result.created, result.started, key=key, fingerprint=fingerprint
+        )
     return JobRecord(
-        result.id, result.job.name, status, result.created, result.started, key=key, fingerprint=fingerprint, **fields
-    )
+        result.id, result.job.name, status, result.created, result.started, result.finished, *_outcome(result),
+        key=key, fingerprint=fingerprint,
+    )  # fmt: skip
+
+
+_Fields = tuple[bytes, str | None, Headers | None, ErrorKind | None, int, str, str | None]
+
+
+def _outcome(result: Result) -> _Fields:
+    """A finished result's fields of JobRecord, in order: value to error_text."""
+    error = result.error
+    if error is not None:
+        kind, code, message = classify(error)
+        return b"", None, None, kind, code, message, str(error)
+    value = result.outcome()
+    if type(value) is bytes:  # the common Wasm case, without encode_value's checks
+        return value, OCTET, None, None, 0, "", None
+    try:
+        body, content_type, headers = encode_value(value)
+    except (TypeError, ValueError) as failure:
+        return b"", None, None, ErrorKind.UNENCODABLE, 0, f"{type(failure).__name__}: {failure}", str(failure)
+    return body, content_type, tuple(headers.items()) if headers else None, None, 0, "", None
 
 
 __all__ = ["JSON", "OCTET", "TEXT", "encode_value", "record_of", "response_headers", "value_bytes"]
