@@ -179,7 +179,7 @@ class InFlight:
             self._storing = None
 
     def _forget(self, result_id: str) -> None:
-        del self._jobs[result_id]
+        self._jobs.pop(result_id, None)
         if not self._jobs:
             self._idle.set()
 
