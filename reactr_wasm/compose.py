@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .backends.memory_results import MemoryResultStore
+from .backends.results import ResultStore
 from .capabilities.cache import Cache, MemoryCache
 from .capabilities.db import Database, SQLiteDatabase
 from .capabilities.egress import Egress
@@ -236,11 +238,17 @@ def load_folder(reactr: Reactr, config: Config, directory: Path, backends: Backe
     return folder
 
 
+def build_store(config: Config) -> ResultStore:
+    """The result store of the server: in memory, bounded by ``[server]``'s TTL, count and bytes."""
+    server = config.server
+    return MemoryResultStore(ttl=server.result_ttl, max_results=server.max_results, max_bytes=server.max_result_bytes)
+
+
 def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = None) -> web.Application:
-    """The HTTP app over ``reactr``; with ``folder``, hot reload runs while the app does."""
+    """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
     from .server.app import create_app  # aiohttp loads only for the server, not for `run`
 
-    app = create_app(reactr, config)
+    app = create_app(reactr, config, store=build_store(config))
     if folder is not None:
         app.cleanup_ctx.append(folder.cleanup_ctx)
     return app

@@ -18,8 +18,10 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from reactr_wasm import CoordinatedResponse, ExecutionError, Job, JobTimeout, Result, RunErr
+from reactr_wasm.backends.records import JobRecord
 from reactr_wasm.capabilities.http_rules import ipv4_address
 from reactr_wasm.config import CallbackConfig
+from reactr_wasm.scheduler.values import record_of
 from reactr_wasm.server.callbacks import (
     CallbackRefused,
     Callbacks,
@@ -234,17 +236,18 @@ async def test_check_refuses_a_numeric_host_that_is_no_address(host: str) -> Non
 # --- bodies and signatures ------------------------------------------------------------------
 
 
-def done(value: object = None, error: BaseException | None = None) -> Result:
+def done(value: object = None, error: BaseException | None = None) -> JobRecord:
+    """The record a server keeps of a job that ended with ``value`` or ``error``."""
     result = Result(Job("job", b""))
     if error is not None:
         result.set_error(error)
     else:
         result.set_result(value)
-    return result
+    return record_of(result)
 
 
 @pytest.mark.parametrize(
-    ("result", "body", "content_type", "outcome"),
+    ("record", "body", "content_type", "outcome"),
     [
         (done(b"\x00raw"), b"\x00raw", "application/octet-stream", "success"),
         (done("text"), b"text", "text/plain; charset=utf-8", "success"),
@@ -272,8 +275,8 @@ def done(value: object = None, error: BaseException | None = None) -> Result:
         (done({1j}), None, "application/octet-stream", "error"),
     ],
 )
-def test_delivery_bodies_follow_reactr(result: Result, body: bytes | None, content_type: str, outcome: str) -> None:
-    got_body, got_type, got_outcome = delivery_body(result)
+def test_delivery_bodies_follow_reactr(record: JobRecord, body: bytes | None, content_type: str, outcome: str) -> None:
+    got_body, got_type, got_outcome = delivery_body(record)
     if body is None:
         assert got_body.startswith(b"job_err_result failed to Marshal result: ")
     else:
@@ -330,21 +333,21 @@ def fast_retries(**overrides: object) -> CallbackConfig:
     return CallbackConfig(**options)  # type: ignore[arg-type]
 
 
-async def deliver(config: CallbackConfig, url: str, result: Result, **kwargs: object) -> bool:
+async def deliver(config: CallbackConfig, url: str, record: JobRecord, **kwargs: object) -> bool:
     callbacks = Callbacks(config, **kwargs)  # type: ignore[arg-type]
     try:
-        return await asyncio.wait_for(callbacks.deliver(URL(url), result), 10)
+        return await asyncio.wait_for(callbacks.deliver(URL(url), record), 10)
     finally:
         await callbacks.close()
 
 
 async def test_a_result_is_posted_with_its_headers(receiver: Receiver) -> None:
-    result = done(b"hello world")
-    assert await deliver(fast_retries(), receiver.url, result)
+    record = done(b"hello world")
+    assert await deliver(fast_retries(), receiver.url, record)
 
     [(headers, body, _)] = receiver.calls
     assert body == b"hello world"
-    assert headers["X-Reactr-Result-Id"] == result.id
+    assert headers["X-Reactr-Result-Id"] == record.id
     assert headers["X-Reactr-Job"] == "job"
     assert headers["X-Reactr-Outcome"] == "success"
     assert headers["X-Reactr-Attempt"] == "1"
@@ -405,23 +408,23 @@ async def test_the_connection_itself_is_checked_so_dns_rebinding_cannot_reach_lo
     assert all("attempt 1 of 3" in text and "loopback address" in text for text in failures), failures
 
 
-async def test_a_delivery_waits_for_its_job_and_drain_waits_for_deliveries(receiver: Receiver) -> None:
-    callbacks = Callbacks(fast_retries())
-    result = Result(Job("job", b""))
-    task = callbacks.deliver(URL(receiver.url), result)
-    await asyncio.sleep(0.05)
-    assert callbacks.pending == 1 and receiver.calls == []
+async def test_drain_waits_for_deliveries_in_flight(receiver: Receiver) -> None:
+    callbacks = Callbacks(fast_retries(backoff=0.2, backoff_max=0.2))
+    receiver.statuses = [500]  # the first attempt fails: the delivery waits to retry
+    task = callbacks.deliver(URL(receiver.url), done(b"late"))
+    await receiver.arrived.wait()
+    assert callbacks.pending == 1
 
-    asyncio.get_running_loop().call_later(0.1, result.set_result, b"late")
     assert await callbacks.drain(5)
-    assert task.result() is True and receiver.calls[0][1] == b"late"
+    assert task.result() is True and [body for _, body, _ in receiver.calls] == [b"late", b"late"]
     await callbacks.close()
 
 
-async def test_drain_gives_up_after_its_timeout() -> None:
-    callbacks = Callbacks(fast_retries())
-    never = Result(Job("job", b""))
-    task = callbacks.deliver(URL("http://127.0.0.1:9/hook"), never)
+async def test_drain_gives_up_after_its_timeout(receiver: Receiver) -> None:
+    callbacks = Callbacks(fast_retries(backoff=30, backoff_max=30))
+    receiver.statuses = [500]
+    task = callbacks.deliver(URL(receiver.url), done(b"x"))
+    await receiver.arrived.wait()
     started = time.monotonic()
     assert not await callbacks.drain(0.2)
     assert 0.15 < time.monotonic() - started < 1

@@ -127,6 +127,37 @@ def test_discard_drops_the_value(reactr: Reactr) -> None:
     assert result.status is JobStatus.SUCCEEDED
 
 
+def test_a_finished_result_keeps_its_output_but_not_its_input(reactr: Reactr) -> None:
+    from .conftest import wat_module
+
+    for name in ("echo", "result-and-error"):
+        reactr.register(name, reactr.engine.load(name, wat_module(name)))
+    reactr.register("py", lambda job, ctx: len(job.data))
+    data = b"x" * 1_000_000
+    echoed, failed, counted = (reactr.do(Job(name, data)) for name in ("echo", "result-and-error", "py"))
+    assert echoed.then(timeout=5) == b"hello " + data
+    with pytest.raises(RunErr):
+        failed.then(timeout=5)
+    assert counted.then(timeout=5) == len(data)
+    assert [result.job.data for result in (echoed, failed, counted)] == [None] * 3
+
+
+def test_cancel_by_id_finds_jobs_submitted_with_their_id(reactr: Reactr) -> None:
+    gate = threading.Event()
+    reactr.register("wait", lambda job, ctx: gate.wait(5) and b"ran", pool_size=1)
+    running = reactr.do(Job("wait", None, "r" * 24))
+    queued = reactr.do(Job("wait", None, "q" * 24))
+    anonymous = reactr.do("wait")
+
+    assert reactr.cancel("q" * 24)  # a queued job never runs
+    assert queued.status is JobStatus.CANCELLED
+    assert not reactr.cancel(anonymous.id)  # its id was made after do(): not findable by it
+    assert not reactr.cancel("x" * 24)
+    gate.set()
+    assert running.then(timeout=5) == b"ran" and anonymous.then(timeout=5) == b"ran"
+    assert not reactr.cancel("r" * 24)  # finished: nothing to cancel
+
+
 def test_python_timeout_abandons_the_run(reactr: Reactr) -> None:
     release = threading.Event()
     reactr.register("stuck", lambda job, ctx: release.wait(10) and "late", timeout=0.3, pool_size=2)

@@ -152,6 +152,16 @@ async def test_job_errors_map_to_statuses_with_json_bodies(reactr: Reactr, start
 # --- result encodings -----------------------------------------------------------------------
 
 
+async def run(client: Client, mode: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+    """The answer to ``path`` with ``?then=true`` ("then"), or as an async job read by ``GET /then`` ("async")."""
+    if mode == "then":
+        return await answer(client, "POST", f"{path}?then=true", **kwargs)
+    status, posted, _ = await answer(client, "POST", path, **kwargs)
+    assert status == 200, posted
+    return await answer(client, "GET", f"/then/{posted['resultId']}")
+
+
+@pytest.mark.parametrize("mode", ["then", "async"])
 @pytest.mark.parametrize(
     ("value", "body", "content_type"),
     [
@@ -164,21 +174,22 @@ async def test_job_errors_map_to_statuses_with_json_bodies(reactr: Reactr, start
     ],
 )
 async def test_python_values_are_encoded_by_type(
-    reactr: Reactr, start: Start, value: object, body: bytes, content_type: str | None
+    reactr: Reactr, start: Start, value: object, body: bytes, content_type: str | None, mode: str
 ) -> None:
     reactr.register("py", lambda job, ctx: value)
     client = await start()
-    async with client.post("/do/py?then=true") as response:
-        assert response.status == 200
-        assert await response.read() == body
-        assert response.headers.get("Content-Type") == content_type
+    status, got, headers = await run(client, mode, "/do/py")
+    if content_type == "application/json":
+        got = json.dumps(got, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (status, got, headers.get("Content-Type")) == (200, body, content_type)
 
 
-async def test_a_value_json_cannot_encode_is_a_500(reactr: Reactr, start: Start) -> None:
+@pytest.mark.parametrize("mode", ["then", "async"])
+async def test_a_value_json_cannot_encode_is_a_500(reactr: Reactr, start: Start, mode: str) -> None:
     reactr.register("py", lambda job, ctx: {1j})
     client = await start()
-    status, body, _ = await answer(client, "POST", "/do/py?then=true")
-    assert status == 500 and body["code"] == 500 and "not JSON serializable" in body["message"]
+    status, body, _ = await run(client, mode, "/do/py")
+    assert (status, body) == (500, {"code": 500, "message": "TypeError: Object of type set is not JSON serializable"})
 
 
 async def test_a_guest_without_a_result_answers_200_empty(reactr: Reactr, start: Start) -> None:
@@ -216,12 +227,13 @@ async def test_headers_that_would_break_the_response_are_dropped(reactr: Reactr,
                "Bad Name": "v", "X-Request-Id": "spoofed", "X-Fine": "kept"}
     reactr.register("py", lambda job, ctx: CoordinatedResponse(b"body", hostile))
     client = await start()
-    status, body, headers = await answer(client, "POST", "/do/py?then=true")
-    assert (status, body, headers["X-Fine"]) == (200, b"body", "kept")
-    assert headers["Content-Length"] == "4" and "Transfer-Encoding" not in headers
-    assert "X-Split" not in headers and "Set-Cookie" not in headers and "Bad Name" not in headers
-    assert headers["X-Request-Id"] != "spoofed"
-    assert headers["Content-Type"] == "application/octet-stream"
+    for mode in ("then", "async"):  # an async job's headers are kept with its result
+        status, body, headers = await run(client, mode, "/do/py")
+        assert (status, body, headers["X-Fine"]) == (200, b"body", "kept")
+        assert headers["Content-Length"] == "4" and "Transfer-Encoding" not in headers
+        assert "X-Split" not in headers and "Set-Cookie" not in headers and "Bad Name" not in headers
+        assert headers["X-Request-Id"] != "spoofed"
+        assert headers["Content-Type"] == "application/octet-stream"
 
 
 # --- sizes, concurrency, limits -------------------------------------------------------------
@@ -288,15 +300,21 @@ async def test_bearer_tokens_guard_everything_but_health(reactr: Reactr, start: 
 # --- idempotency ------------------------------------------------------------------------------
 
 
-async def test_an_idempotency_key_runs_the_job_once(reactr: Reactr, start: Start) -> None:
+def counting(reactr: Reactr, *names: str) -> list[bytes]:
+    """Register Python runnables under ``names`` that record each job's data and answer ``run N``."""
     runs: list[bytes] = []
 
     def count(job: Job, ctx: object) -> bytes:
         runs.append(job.data)
         return b"run %d" % len(runs)
 
-    reactr.register("count", count)
-    reactr.register("other", count)
+    for name in names:
+        reactr.register(name, count)
+    return runs
+
+
+async def test_an_idempotency_key_runs_the_job_once(reactr: Reactr, start: Start) -> None:
+    runs = counting(reactr, "count")
     client = await start()
     key = {"Idempotency-Key": "order-1234"}
 
@@ -306,17 +324,55 @@ async def test_an_idempotency_key_runs_the_job_once(reactr: Reactr, start: Start
     assert sorted(headers.get("Idempotent-Replayed", "") for _, _, headers in first) == [""] + ["true"] * 9
     [result_id] = ids
     assert (await answer(client, "GET", f"/then/{result_id}"))[:2] == (200, b"run 1")
-    assert (await answer(client, "POST", "/do/count?then=true", headers=key))[:2] == (200, b"run 1")
-    assert len(runs) == 1
+    status, body, headers = await answer(client, "POST", "/do/count?then=true", data=b"a", headers=key)
+    assert (status, body, headers["Idempotent-Replayed"]) == (200, b"run 1", "true")
+    assert runs == [b"a"]
 
-    _, other, _ = await answer(client, "POST", "/do/other", headers=key)  # a key is per runnable
-    assert other["resultId"] != result_id
     assert (await answer(client, "DELETE", f"/then/{result_id}"))[0] == 204
-    _, again, _ = await answer(client, "POST", "/do/count", headers=key)  # forgotten: a new job
-    assert again["resultId"] != result_id
+    status, again, headers = await answer(client, "POST", "/do/count", data=b"a", headers=key)  # forgotten: a new job
+    assert status == 200 and again["resultId"] != result_id and "Idempotent-Replayed" not in headers
 
     status, body, _ = await answer(client, "POST", "/do/count", headers={"Idempotency-Key": "k" * 256})
     assert (status, body["code"]) == (400, 400)
+
+
+async def test_an_idempotency_key_used_for_another_request_is_422(reactr: Reactr, start: Start) -> None:
+    runs = counting(reactr, "count", "other")
+    client = await start()
+    key = {"Idempotency-Key": "order-1234"}
+    _, first, _ = await answer(client, "POST", "/do/count", data=b"a", headers=key)
+    refused = {
+        "code": 422,
+        "message": "Idempotency-Key 'order-1234' was already used for a different request (another runnable "
+        "or body); use a new key for a new request",
+    }
+    for path, data in (("/do/count", b"b"), ("/do/count", b""), ("/do/other", b"a"), ("/do/count?then=true", b"b")):
+        assert (await answer(client, "POST", path, data=data, headers=key))[:2] == (422, refused), (path, data)
+
+    assert (await answer(client, "GET", f"/then/{first['resultId']}"))[:2] == (200, b"run 1")
+    assert runs == [b"a"]  # nothing else ran
+
+
+async def test_an_idempotency_key_lives_as_long_as_its_result(reactr: Reactr, start: Start) -> None:
+    runs = counting(reactr, "count")
+    client = await start(make_config(result_ttl=0.3, max_results=2))
+    key = {"Idempotency-Key": "order-1234"}
+
+    async def post() -> tuple[str, str | None]:
+        status, body, headers = await answer(client, "POST", "/do/count?then=true", data=b"a", headers=key)
+        assert status == 200, body
+        return body.decode(), headers.get("Idempotent-Replayed")
+
+    assert await post() == ("run 1", None)
+    await asyncio.sleep(0.15)
+    assert await post() == ("run 1", "true")  # within server.result_ttl of the job's end
+    await asyncio.sleep(0.2)
+    assert await post() == ("run 2", None)  # the result expired, and the key with it
+
+    for _ in range(2):  # two newer results push it out at max_results
+        await answer(client, "POST", "/do/count", data=b"other")
+    assert await post() == ("run 5", None)
+    assert runs == [b"a", b"a", b"other", b"other", b"a"]
 
 
 async def test_a_chained_python_runnable_over_http(reactr: Reactr, start: Start) -> None:

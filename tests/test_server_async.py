@@ -145,9 +145,7 @@ async def test_then_true_sees_409_when_its_job_is_cancelled(reactr: Reactr, star
     assert status == 202
     waiting = asyncio.create_task(answer(client, "GET", f"/then/{body['resultId']}?wait=5"))
     await asyncio.sleep(0.05)
-    app_server = client.app[SERVER]
-    result = app_server.store.get(body["resultId"])
-    assert result is not None and result.cancel()
+    assert reactr.cancel(body["resultId"])  # through the scheduler, by id, like DELETE
     assert (await asyncio.wait_for(waiting, 5))[:2] == (409, {"code": 409, "message": "job cancelled"})
     assert (await status_of(client, body["resultId"]))["status"] == "cancelled"
 
@@ -161,9 +159,9 @@ async def test_results_expire_after_the_ttl_even_if_nobody_reads_them(reactr: Re
     await asyncio.sleep(0.35)
     assert (await answer(client, "GET", f"/then/{read}"))[0] == 404
     deadline = time.monotonic() + 2
-    while len(store) and time.monotonic() < deadline:  # the periodic sweep drops the unread one
+    while (await store.size())[0] and time.monotonic() < deadline:  # the periodic sweep drops the unread one
         await asyncio.sleep(0.02)
-    assert len(store) == 0 and store.get(unread) is None
+    assert await store.size() == (0, 0) and await store.get(unread) is None
 
 
 async def test_a_full_queue_is_503_with_retry_after(reactr: Reactr, start: Start) -> None:

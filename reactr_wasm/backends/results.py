@@ -1,183 +1,128 @@
-"""Result stores: where the HTTP server keeps job results until clients read them.
+"""Result stores: where the HTTP server keeps job records until clients read them.
 
 Reactr's FaaS server kept an unbounded id -> Result map and deleted an entry on
 its first read, so a response lost on the network lost the result, and a result
-nobody fetched stayed forever (``reactr-abi.md`` §8.1). A store here:
+nobody fetched stayed forever (``reactr-abi.md`` §8.1). A store here keeps
+``JobRecord``s (plain data, see ``records.py``), never live objects, so it may
+live outside the process:
 
-- keeps a finished result readable for ``ttl`` seconds after it *finished*
-  (reads do not remove it, so ``GET /then/{id}`` is safe to retry);
-- keeps at most ``max_results`` entries: adding one more drops the oldest;
-- expires on access and in ``sweep()``, which the server runs periodically,
-  so results nobody fetches do not pile up;
-- binds ``Idempotency-Key`` values to result ids for as long as the result
-  is kept (a ``forget`` or an expiry releases the key too).
+- a finished record stays readable for ``ttl`` seconds after the job *finished*
+  (reads do not remove it, so ``GET /then/{id}`` is safe to retry); an
+  unfinished one never expires;
+- at most ``max_results`` records and ``max_bytes`` bytes (``JobRecord.nbytes``)
+  are kept: past either bound the oldest go first (never the one just written);
+- expired records go on access and in ``sweep()``, which the server runs
+  periodically, so results nobody fetches do not pile up;
+- an ``Idempotency-Key`` is bound to the record that carries it, for as long
+  as that record is kept: a delete, an expiry or an eviction releases it.
 
-``ResultStore`` holds the rules; an implementation fills the private hooks
-(``_get``, ``_store``, ``_delete``, ``_bind``, ``_unbind``) plus ``sweep``. The memory
-store below is the default; a Redis one would keep a serialised outcome under
-a key with a TTL and bind keys with ``SET NX``, and return a Result-like
-object from ``_get``.
+``ResultStore`` holds the shared rules (bounds, expiry, waiting); an
+implementation fills in the abstract methods and two private hooks, ``_get``
+and ``_finished``. ``memory_results.py`` is the in-process one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 
-from ..scheduler.job import Result
+from .records import JobRecord
 
 Clock = Callable[[], float]
 
 
 class ResultStore:
-    """Keeps job results by result id for a bounded time and count.
+    """Keeps job records by result id for a bounded time, count and size.
 
-    Not thread-safe: the server uses it from its event loop only.
+    Every method is a coroutine, so an implementation over the network never
+    blocks the event loop. Implementations: ``add``, ``finish``, ``delete``,
+    ``sweep``, ``size``, ``_get`` and ``_finished``; ``close`` when they hold
+    anything.
     """
 
-    def __init__(self, *, ttl: float, max_results: int, clock: Clock = time.time) -> None:
-        if ttl <= 0 or max_results < 1:
-            raise ValueError(f"result store: ttl must be above 0 and max_results at least 1, got {ttl}, {max_results}")
-        self.ttl = ttl
-        self.max_results = max_results
-        self._clock = clock  # wall clock: Result.finished is time.time()
+    def __init__(self, *, ttl: float, max_results: int, max_bytes: int, clock: Clock = time.time) -> None:
+        if not ttl > 0 or max_results < 1 or max_bytes < 1:
+            raise ValueError(
+                "result store: ttl must be above 0 and max_results and max_bytes at least 1, "
+                f"got {ttl}, {max_results}, {max_bytes}"
+            )
+        self.ttl, self.max_results, self.max_bytes = ttl, max_results, max_bytes
+        self._clock = clock  # wall clock, as the records' timestamps
 
-    def expired(self, result: Result, now: float) -> bool:
-        """A finished result is kept ``ttl`` seconds; an unfinished one is never expired."""
-        finished = result.finished
+    def expired(self, record: JobRecord, now: float) -> bool:
+        """A finished record is kept ``ttl`` seconds; an unfinished one is never expired."""
+        finished = record.finished
         return finished is not None and now - finished >= self.ttl
 
-    def put(self, result: Result, key: str | None = None) -> None:
-        """Keep ``result`` (dropping the oldest entry at the bound), bound to ``key`` if given.
+    async def add(self, record: JobRecord) -> JobRecord | None:
+        """Keep the record of a new job, and bind ``record.key`` (if any) to it.
 
-        ``result.discard()`` later drops it from the store too.
+        When that key is bound to another kept record already, nothing is stored
+        and that record is returned (the caller replays or refuses the request);
+        else None. One step, so two requests with one key cannot both start a job.
         """
-        self._store(result, key)
-        result.on_discard(self._discarded)
+        raise NotImplementedError
 
-    def _discarded(self, result: Result) -> None:
-        """``result.discard()`` was called, perhaps on another thread."""
-        self.forget(result.id)
+    async def finish(self, record: JobRecord) -> bool:
+        """Replace a kept job's record with its newer (finished) state, and wake its waiters.
 
-    def get(self, result_id: str) -> Result | None:
-        """The result, or None when unknown, expired or forgotten."""
-        result = self._get(result_id)
-        if result is not None and self.expired(result, self._clock()):
-            self._delete(result_id)
+        The kept record's key and fingerprint carry over when ``record`` has none.
+        Returns False, storing nothing, when the job is no longer kept (deleted,
+        expired, evicted); ``wait`` calls already waiting get ``record`` all the same.
+        """
+        raise NotImplementedError
+
+    async def get(self, result_id: str) -> JobRecord | None:
+        """The record, or None when unknown, expired or deleted."""
+        record = await self._get(result_id)
+        if record is not None and self.expired(record, self._clock()):
+            await self.delete(result_id)
             return None
-        return result
+        return record
 
-    def forget(self, result_id: str) -> Result | None:
-        """Drop a result and its idempotency key; returns it if it was kept."""
-        return self._delete(result_id)
+    async def wait(self, result_id: str, timeout: float) -> JobRecord | None:
+        """The finished record, once ``finish`` stores it, or the record as it is after ``timeout`` seconds.
 
-    def bind(self, key: str, result_id: str) -> str | None:
-        """Bind an idempotency ``key`` to ``result_id`` unless it is bound already.
-
-        Returns None when bound now, or the id it was already bound to. The
-        binding lasts as long as the result: ``put(result, key)`` must follow
-        (or ``release(key)`` when the job could not be started).
+        None when the id is unknown (or stops being known while unfinished).
+        Woken by ``finish``, not by polling.
         """
-        return self._bind(key, result_id)
+        record = await self.get(result_id)
+        if record is None or record.done or timeout <= 0:
+            return record
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._finished(result_id)
+        except TimeoutError:
+            return await self.get(result_id)
 
-    def release(self, key: str) -> None:
-        """Undo a ``bind`` whose job never started."""
-        self._unbind(key)
-
-    def sweep(self) -> int:
-        """Drop every expired result; returns how many were dropped."""
+    async def delete(self, result_id: str) -> JobRecord | None:
+        """Drop a record and release its key; returns it if it was kept."""
         raise NotImplementedError
 
-    def __len__(self) -> int:
+    async def sweep(self) -> int:
+        """Drop every expired record; returns how many were dropped."""
         raise NotImplementedError
+
+    async def size(self) -> tuple[int, int]:
+        """``(records, bytes)`` kept now."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release what the store holds (connections); the server calls it when it stops."""
 
     # --- hooks for implementations --------------------------------------------------
 
-    def _get(self, result_id: str) -> Result | None:
+    async def _get(self, result_id: str) -> JobRecord | None:
+        """The kept record, expired or not."""
         raise NotImplementedError
 
-    def _store(self, result: Result, key: str | None) -> None:
-        raise NotImplementedError
+    async def _finished(self, result_id: str) -> JobRecord:
+        """The finished record of ``result_id``: at once if kept finished, else when ``finish`` brings it.
 
-    def _delete(self, result_id: str) -> Result | None:
-        raise NotImplementedError
-
-    def _bind(self, key: str, result_id: str) -> str | None:
-        raise NotImplementedError
-
-    def _unbind(self, key: str) -> None:
+        Must not miss a ``finish`` that happens after the call starts.
+        """
         raise NotImplementedError
 
 
-class MemoryResultStore(ResultStore):
-    """Results in a dict, in insertion order, so the oldest is dropped first at the bound.
-
-    Dropping a result only removes the store's reference: a request already
-    waiting on it still gets its value, and the job itself is not cancelled.
-    """
-
-    def __init__(self, ttl: float, max_results: int, *, clock: Clock = time.time) -> None:
-        super().__init__(ttl=ttl, max_results=max_results, clock=clock)
-        self._results: dict[str, tuple[Result, str | None]] = {}
-        self._keys: dict[str, str] = {}  # idempotency key -> result id
-        # Results discarded from any thread; forgotten on the store's own thread
-        # at its next use (the dicts above are not shared across threads).
-        self._discards: deque[str] = deque()
-
-    def _discarded(self, result: Result) -> None:
-        self._discards.append(result.id)
-
-    def _forget_discarded(self) -> None:
-        while self._discards:
-            self._delete(self._discards.popleft())
-
-    def __len__(self) -> int:
-        self._forget_discarded()
-        return len(self._results)
-
-    def sweep(self) -> int:
-        self._forget_discarded()
-        now = self._clock()
-        expired = [result_id for result_id, (result, _) in self._results.items() if self.expired(result, now)]
-        for result_id in expired:
-            self._delete(result_id)
-        return len(expired)
-
-    def _get(self, result_id: str) -> Result | None:
-        self._forget_discarded()
-        entry = self._results.get(result_id)
-        return entry[0] if entry is not None else None
-
-    def _store(self, result: Result, key: str | None) -> None:
-        results = self._results
-        if result.id not in results:
-            while len(results) >= self.max_results:
-                self._delete(next(iter(results)))
-        results[result.id] = (result, key)
-        if key is not None:
-            self._keys[key] = result.id
-
-    def _delete(self, result_id: str) -> Result | None:
-        entry = self._results.pop(result_id, None)
-        if entry is None:
-            return None
-        result, key = entry
-        if key is not None and self._keys.get(key) == result_id:
-            del self._keys[key]
-        return result
-
-    def _bind(self, key: str, result_id: str) -> str | None:
-        bound = self._keys.get(key)
-        # A bound id not (yet) in _results belongs to a job being started; an
-        # expired one is dropped, with its key, by get().
-        if bound is not None and bound != result_id and (bound not in self._results or self.get(bound) is not None):
-            return bound
-        self._keys[key] = result_id
-        return None
-
-    def _unbind(self, key: str) -> None:
-        self._keys.pop(key, None)
-
-
-__all__ = ["MemoryResultStore", "ResultStore"]
+__all__ = ["Clock", "ResultStore"]

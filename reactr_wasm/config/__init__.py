@@ -85,6 +85,7 @@ class ServerConfig:
     body_limit: int = 10 * MIB  # bytes; larger bodies get 413
     result_ttl: float = 600.0  # seconds a finished result stays readable
     max_results: int = 10_000  # results kept at most; the oldest expire first
+    max_result_bytes: int = 512 * MIB  # bytes of results kept at most; the oldest expire first
     max_wait: float = 300.0  # longest a then=true or GET /then waits, seconds
     auth_tokens: list[str] = field(default_factory=list)  # empty: no auth
     drain_timeout: float = 30.0  # seconds to finish in-flight work on shutdown
@@ -181,6 +182,7 @@ SERVER = {
     "body_limit": Rule(parse_size),
     "result_ttl": Rule(seconds()),
     "max_results": Rule(integer(1)),
+    "max_result_bytes": Rule(parse_size),
     "max_wait": Rule(seconds()),
     "auth_tokens": Rule(strings, secret=True),
     "drain_timeout": Rule(seconds(allow_zero=True)),

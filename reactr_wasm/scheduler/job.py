@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from typing import Any
 
-from ..errors import JobCancelled, JobTimeout, ReactrError
+from ..backends.records import FINISHED, JobStatus
+from ..errors import JobCancelled, JobTimeout
 from ..wasm.context import RunControl
+from .bridge import LoopBridge
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 RESULT_ID_LENGTH = 24
@@ -36,20 +35,12 @@ def is_result_id(text: str) -> bool:
     return len(text) == RESULT_ID_LENGTH and all(c in _ID_ALPHABET for c in text)
 
 
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-
-
-FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
-
-
 class Job:
-    """A unit of work: the name of a runnable and its data."""
+    """A unit of work: the name of a runnable and its data.
+
+    A job runs once: its id names its one result, and a worker drops its data
+    when the run ends (a finished Result does not keep its input).
+    """
 
     __slots__ = ("_id", "data", "name")
 
@@ -80,7 +71,6 @@ class Job:
 # Results change state for microseconds at a time, under the GIL: one shared
 # lock serialises them without allocating a lock per job.
 _STATE_LOCK = threading.Lock()
-_NO_HOOKS: list[Callable[[Result], None]] = []
 
 
 class Result:
@@ -92,11 +82,11 @@ class Result:
     """
 
     __slots__ = (
+        "__weakref__",  # Reactr finds results by id through weak references
         "_callbacks",
         "_discarded",
         "_error",
         "_event",
-        "_on_discard",
         "_value",
         "control",
         "created",
@@ -118,7 +108,6 @@ class Result:
         self._callbacks: list[Callable[[Result], None]] | None = None
         self._event: threading.Event | None = None
         self._discarded = False
-        self._on_discard: list[Callable[[Result], None]] = _NO_HOOKS
 
     @property
     def id(self) -> str:
@@ -233,23 +222,17 @@ class Result:
 
         self.add_done_callback(deliver)
 
-    def on_discard(self, hook: Callable[[Result], None]) -> None:
-        """Call ``hook(result)`` when someone calls ``discard()`` (e.g. a store forgets it)."""
-        self._on_discard = [*self._on_discard, hook]
-
     def discard(self) -> None:
         """Nobody will read this result: drop its value as soon as it exists."""
         self._discarded = True
         if self.done():
             self._value = None
-        for hook in self._on_discard:
-            hook(self)
 
     def __await__(self) -> Generator[Any, None, Any]:
         if not self.done():
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
-            bridge = _LoopBridge.of(loop)  # here, on the loop's own thread
+            bridge = LoopBridge.of(loop)  # here, on the loop's own thread
             self.add_done_callback(lambda _: bridge.wake(future))
             yield from asyncio.shield(future).__await__()
         return self.outcome()
@@ -270,18 +253,6 @@ class Result:
             self._finish(JobStatus.CANCELLED, error=JobCancelled())
         return True
 
-    def status_dict(self) -> dict[str, Any]:
-        error = self._error
-        return {
-            "id": self.id,
-            "job": self.job.name,
-            "status": self.status.value,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "error": str(error) if error is not None else None,
-        }
-
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -295,54 +266,4 @@ def _callback_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-class _LoopBridge:
-    """Wakes asyncio futures from worker threads, one loop wake-up per batch.
-
-    ``call_soon_threadsafe`` writes to the loop's self-pipe on every call; under
-    load many results finish between two loop iterations, so they share one.
-    """
-
-    _bridges: dict[asyncio.AbstractEventLoop, _LoopBridge] = {}
-    _bridges_lock = threading.Lock()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._thread = threading.get_ident()
-        self._ready: deque[asyncio.Future[None]] = deque()
-        self._scheduled = False
-        self._lock = threading.Lock()
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopBridge:
-        bridge = cls._bridges.get(loop)
-        if bridge is None:
-            with cls._bridges_lock:
-                for stale in [old for old in cls._bridges if old.is_closed()]:
-                    del cls._bridges[stale]
-                bridge = cls._bridges.setdefault(loop, cls(loop))
-        return bridge
-
-    def wake(self, future: asyncio.Future[None]) -> None:
-        if threading.get_ident() == self._thread:
-            if not future.done():
-                future.set_result(None)
-            return
-        self._ready.append(future)
-        with self._lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
-            self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        with self._lock:
-            self._scheduled = False
-        ready = self._ready
-        while ready:
-            future = ready.popleft()
-            if not future.done():
-                future.set_result(None)
-
-
-__all__ = ["Job", "JobStatus", "ReactrError", "Result", "is_result_id", "new_result_id"]
+__all__ = ["FINISHED", "Job", "JobStatus", "Result", "is_result_id", "new_result_id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -130,6 +131,9 @@ class Reactr:
         self.engine = engine or WasmEngine(capabilities=capabilities, cache_dir=cache_dir, fresh_pool=fresh_pool)
         self.engine.host.job_runner = self._run_nested
         self._workers: dict[str, Worker] = {}
+        # Jobs submitted with an id, by id, for cancel(); an entry goes with its Result, so
+        # nothing runs when a job finishes. Jobs without one never make an id here (~0.5 µs).
+        self._by_id: weakref.WeakValueDictionary[str, Result] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
         self._deadlines = DeadlineWatcher()
         self._schedules = Scheduler(self.do, schedule_interval)
@@ -241,7 +245,19 @@ class Reactr:
             if current is None:
                 raise RunnableNotFound(job.name) from None
             current.submit(result)
+        if job._id is not None and not result.done():  # one that ran inline has nothing left to cancel
+            self._by_id[job._id] = result
         return result
+
+    def cancel(self, result_id: str) -> bool:
+        """Cancel the queued or running job with this result id (a running Wasm guest is interrupted).
+
+        Finds jobs that had their id when ``do()`` took them: ``Job(name, data,
+        id=...)``, or a ``job.id`` read before (the server's jobs always do).
+        Returns False when no such job is queued or running here.
+        """
+        result = self._by_id.get(result_id)
+        return result is not None and result.cancel()
 
     def do_now(self, name: str, data: Any) -> tuple[bool, Any]:
         """Run a job on this thread if its runnable is proven fast and idle, without a Result.

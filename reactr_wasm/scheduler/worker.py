@@ -278,6 +278,7 @@ class Worker:
                 result._finish(JobStatus.SUCCEEDED, value)
             else:
                 settle(result, value)
+        result.job.data = None  # the run is over (a restart raised above): a kept Result must not pin the input
         elapsed = perf_counter() - started
         self._learn(elapsed)
         return elapsed

@@ -7,7 +7,7 @@
 | ``POST /do/{job}?callback=URL`` | 200, empty, ``X-Reactr-Result-Id``; the result is POSTed to URL |
 | ``GET /then/{id}[?wait=S]`` | the result or the job's error (202 + status when still running) |
 | ``GET /jobs/{id}`` | status JSON, never blocks |
-| ``DELETE /then/{id}`` | cancel + forget, 204 |
+| ``DELETE /then/{id}`` | cancel (through the scheduler, by id) + forget, 204 |
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
 
 Every error is a JSON ``{"code": int, "message": str}`` built by ``error_response``,
@@ -18,6 +18,10 @@ The hot path, ``POST /do/NAME?then=true`` for a fast Wasm runnable, is kept
 short on purpose: the scheduler usually runs such a job on this thread inside
 ``Reactr.do``, so the result is checked with ``done()`` before anything is
 awaited, and nothing is stored, tracked or scheduled for it.
+
+Every other job is kept in the result store as a ``JobRecord`` (``then=true``:
+once it outlasts ``server.max_wait``); ``inflight.py`` starts such jobs and
+stores their finished records; the routes read records.
 """
 
 from __future__ import annotations
@@ -33,20 +37,22 @@ from typing import Any
 
 from aiohttp import web
 
-from ..backends.results import MemoryResultStore, ResultStore
+from ..backends.memory_results import MemoryResultStore
+from ..backends.records import ErrorKind, JobRecord
+from ..backends.results import ResultStore
 from ..config import Config
 from ..errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
-from ..scheduler.job import Job, Result, is_result_id
+from ..scheduler.job import Job, Result, is_result_id, new_result_id
 from ..scheduler.reactr import Reactr
 from .callbacks import Callbacks
 from .connections import BodyTimeout
-from .responses import RETRY_AFTER, HTTPError, error_response, json_response, value_response
+from .inflight import InFlight
+from .responses import RETRY_AFTER, HTTPError, error_response, json_response, record_response, value_response
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-MAX_KEY_LENGTH = 255  # Idempotency-Key
 SWEEP_SECONDS = 5.0  # longest pause between two sweeps of expired results
 CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
@@ -109,17 +115,19 @@ Outcome = tuple[bool, Any, Exception | None]  # (ran, value, error) of a job run
 
 
 class Server:
-    """The routes and their state: store, callbacks, jobs in flight."""
+    """The routes and their state: store, callbacks, jobs in flight (``jobs``)."""
 
     def __init__(self, reactr: Reactr, config: Config, store: ResultStore | None = None) -> None:
         self.reactr, self.config = reactr, config
         server = config.server
-        self.store = store or MemoryResultStore(server.result_ttl, server.max_results)
+        self.store = store or MemoryResultStore(
+            ttl=server.result_ttl, max_results=server.max_results, max_bytes=server.max_result_bytes
+        )
         self.callbacks = Callbacks(config.callbacks)
         self.max_wait = server.max_wait
         self.body_limit = server.body_limit
         self.draining = False
-        self._inflight: set[Result] = set()  # unfinished jobs started or awaited here, for drain()
+        self.jobs = InFlight(reactr, self.store, self.callbacks)
         self._batch: list[tuple[str, bytes, asyncio.Future[Outcome]]] = []
         self._tokens = [token.encode() for token in server.auth_tokens]
 
@@ -181,10 +189,10 @@ class Server:
                 raise error
             if ran:
                 return value_response(value)
-            result = self.reactr.do(Job(name, body))
+            result = self.reactr.do(Job(name, body, new_result_id()))  # with an id: DELETE cancels by id
             if result.done():  # ran on this thread: answer without awaiting anything
                 return value_response(self._outcome(result, request))
-            return await self._then(request, result, stored=False)
+            return await self._then(request, result)
         return await self._do(request, name, body)
 
     def _run_soon(self, name: str, body: bytes) -> asyncio.Future[Outcome]:
@@ -220,76 +228,50 @@ class Server:
         params = request.query
         callback = params.get("callback") or None
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
-        key = request.headers.get("Idempotency-Key")
-        result, new = self._start(name, body, key)
+        record, new = await self.jobs.start(name, body, request.headers.get("Idempotency-Key"), url)
         if new:
-            log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, result.id)
-            if not result.done():
-                self._track(result)
-            if url is not None:
-                self.callbacks.deliver(url, result)
+            log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, record.id)
         if url is not None:
-            response: web.StreamResponse = web.Response(headers={"X-Reactr-Result-Id": result.id})
-        elif params.get("then") in ("true", "1"):
-            response = await self._then(request, result, stored=True)
+            response: web.StreamResponse = web.Response(headers={"X-Reactr-Result-Id": record.id})
         else:
-            response = json_response({"resultId": result.id}, headers={"Location": f"/then/{result.id}"})
+            location = {"Location": f"/then/{record.id}"}
+            if params.get("then") in ("true", "1"):
+                if not record.done:
+                    record = await self.store.wait(record.id, self.max_wait) or record
+                response = self._reply(request, record, location)
+            else:
+                response = json_response({"resultId": record.id}, headers=location)
         if not new:
             response.headers["Idempotent-Replayed"] = "true"
         return response
 
-    def _start(self, name: str, body: bytes, key: str | None) -> tuple[Result, bool]:
-        """Start the job, or find the one already started with this Idempotency-Key; it is stored."""
-        job = Job(name, body)
-        if key is None:
-            result = self.reactr.do(job)
-            self.store.put(result)
-            return result, True
-        if not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise HTTPError(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
-        scoped = f"{name}\n{key}"  # a key names one request to one runnable
-        bound = self.store.bind(scoped, job.id)
-        if bound is not None:
-            existing = self.store.get(bound)
-            if existing is not None:
-                return existing, False
-        try:
-            result = self.reactr.do(job)
-        except BaseException:
-            self.store.release(scoped)
-            raise
-        self.store.put(result, scoped)
-        return result, True
-
-    async def _then(self, request: web.Request, result: Result, *, stored: bool) -> web.StreamResponse:
-        """Wait up to max_wait for the answer; then 202 and keep the result for GET /then."""
-        if not stored:
-            self._track(result)  # stored ones are tracked already
+    async def _then(self, request: web.Request, result: Result) -> web.StreamResponse:
+        """``then=true`` without a stored record: wait up to max_wait; then store it and answer 202."""
+        running = self.jobs.watch(result, stored=False)
         if await wait_done(result, self.max_wait):
             return value_response(self._outcome(result, request))
-        if not stored:
-            self.store.put(result)
+        await self.jobs.keep(running)
         location = {"Location": f"/then/{result.id}"}
         return json_response({"resultId": result.id, "status": result.status.value}, 202, location)
 
     async def then(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
         wait = _seconds(request, "wait", self.max_wait)
-        result = self._find(result_id)
-        if not await wait_done(result, wait):
-            return json_response({"resultId": result_id, "status": result.status.value}, 202)
-        return value_response(self._outcome(result, request))
+        record = await self.store.wait(result_id, wait)
+        if record is None:
+            raise HTTPError(404, f"result with ID {result_id} not found")
+        return self._reply(request, record)
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self._find(_result_id(request)).status_dict())
+        return json_response(self.jobs.live(await self._find(_result_id(request))).status_dict())
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
-        result = self.store.forget(result_id)
-        if result is None:
+        record = await self.store.delete(result_id)
+        if record is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
-        if result.cancel():
-            log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), result.job.name, result_id)
+        if self.reactr.cancel(result_id):
+            log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), record.runnable, result_id)
         return web.Response(status=204)
 
     async def health(self, request: web.Request) -> web.StreamResponse:
@@ -301,11 +283,23 @@ class Server:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _find(self, result_id: str) -> Result:
-        result = self.store.get(result_id)
-        if result is None:
+    async def _find(self, result_id: str) -> JobRecord:
+        record = await self.store.get(result_id)
+        if record is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
-        return result
+        return record
+
+    def _reply(self, request: web.Request, record: JobRecord, headers: dict[str, str] | None = None) -> web.Response:
+        """A finished record's answer, or 202 with the job's status."""
+        if not record.done:
+            return json_response({"resultId": record.id, "status": self.jobs.live(record).status.value}, 202, headers)
+        if record.error_kind is not None:
+            level = logging.INFO if record.error_kind in (ErrorKind.RUN_ERR, ErrorKind.CANCELLED) else logging.WARNING
+            log.log(
+                level, "request %s: job %s (result %s) failed: %s",
+                request.get(REQUEST_ID), record.runnable, record.id, record.error_text,
+            )
+        return record_response(record)
 
     def _outcome(self, result: Result, request: web.Request) -> Any:
         error = result.error
@@ -317,10 +311,6 @@ class Server:
             )
         return result.outcome()
 
-    def _track(self, result: Result) -> None:
-        self._inflight.add(result)
-        result.add_done_callback(self._inflight.discard)  # may run on a worker thread: set ops are atomic
-
     # --- lifecycle ------------------------------------------------------------------------
 
     async def drain(self, timeout: float) -> None:
@@ -328,27 +318,25 @@ class Server:
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        jobs = [result for result in list(self._inflight) if not result.done()]
-        if jobs:
-            log.info("draining: waiting for %d job(s) and %d callback(s)", len(jobs), self.callbacks.pending)
-            for result in jobs:
-                await wait_done(result, max(0.0, deadline - loop.time()))
-            unfinished = [result for result in jobs if result.cancel()]
-            if unfinished:
-                log.warning("draining: %d job(s) still running after %.1fs; cancelled", len(unfinished), timeout)
-                settle = loop.time() + CANCEL_GRACE  # a guest stops at its next epoch tick
-                for result in unfinished:
-                    await wait_done(result, max(0.0, settle - loop.time()))
+        if self.jobs:
+            log.info("draining: waiting for %d job(s) and %d callback(s)", len(self.jobs), self.callbacks.pending)
+            await self.jobs.settled(deadline)
+            cancelled = [result_id for result_id in self.jobs.ids() if self.reactr.cancel(result_id)]
+            if cancelled:
+                log.warning("draining: %d job(s) still running after %.1fs; cancelled", len(cancelled), timeout)
+                await self.jobs.settled(loop.time() + CANCEL_GRACE)  # a guest stops at its next epoch tick
         await self.callbacks.drain(max(0.0, deadline - loop.time()))
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: sweep expired results while the app runs; close callbacks after."""
+        """cleanup_ctx: sweep expired results while the app runs; close callbacks and the store after."""
+        self.jobs.bind()
         sweeper = asyncio.create_task(self._sweep())
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await self.callbacks.close()
+        await self.store.close()
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.drain(self.config.server.drain_timeout)
@@ -358,7 +346,7 @@ class Server:
         while True:
             await asyncio.sleep(interval)
             try:
-                dropped = self.store.sweep()
+                dropped = await self.store.sweep()
             except Exception:
                 log.exception("sweeping expired results failed")
                 continue
@@ -374,8 +362,10 @@ def create_app(
 ) -> web.Application:
     """The aiohttp application serving ``reactr`` as design.md §2 says.
 
-    ``store`` defaults to a memory store with ``server.result_ttl`` and
-    ``server.max_results``. On shutdown the app drains (``Server.drain``).
+    ``store`` defaults to a memory store with ``server.result_ttl``,
+    ``server.max_results`` and ``server.max_result_bytes`` (``compose.build_store``
+    builds the configured one). On shutdown the app drains (``Server.drain``),
+    then closes the store.
     """
     config = config if config is not None else Config()
     server = Server(reactr, config, store)

@@ -30,95 +30,44 @@ address each connection actually uses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from ..backends.records import ErrorKind, JobRecord
 from ..capabilities.egress_connector import egress_connector, proxy_router
 from ..capabilities.http_rules import match_domain
 from ..config import CallbackConfig
-from ..scheduler.job import Result
-from ..scheduler.values import value_bytes
+from ..scheduler.values import OCTET
 from ..signing import SIGNATURE_HEADER, sign, verify_signature
-from ..wasm.runnable import CoordinatedResponse
 from .netrules import DestinationRefused, canonical_url, check_url
 
 log = logging.getLogger(__name__)
 
 ERROR_PREFIX = b"job_err_result: "
-OCTET = "application/octet-stream"
-JSON = "application/json"
-TEXT = "text/plain; charset=utf-8"
-
-# Headers a runnable may not set on an HTTP response: they frame the message
-# or belong to the server.
-_RESERVED_HEADERS = frozenset(
-    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-     "proxy-connection", "x-request-id"}
-)
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 class CallbackRefused(ValueError):
     """The callback URL is malformed or its destination is not allowed."""
 
 
-# --- result encoding (shared with the HTTP routes) ---------------------------------------
+# --- bodies -------------------------------------------------------------------------------
 
 
-def encode_value(value: Any) -> tuple[bytes, str | None, dict[str, str] | None]:
-    """``(body, content type, extra headers)`` for a job's value.
-
-    bytes -> octet-stream; a request job's CoordinatedResponse -> its output,
-    with the headers it set (a Content-Type among them wins); str -> text;
-    None -> empty; anything else -> JSON. Raises TypeError/ValueError for a
-    value JSON cannot encode.
-    """
-    body = value_bytes(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return body, OCTET, None
-    if isinstance(value, CoordinatedResponse):
-        headers = response_headers(value.resp_headers)
-        content_type = OCTET
-        for name in [name for name in headers if name.lower() == "content-type"]:
-            content_type = headers.pop(name)
-        return body, content_type, headers or None
-    if isinstance(value, str):
-        return body, TEXT, None
-    return body, (None if value is None else JSON), None
-
-
-def response_headers(headers: dict[str, str]) -> dict[str, str]:
-    """The headers a runnable set that can go on an HTTP response; others are dropped."""
-    kept: dict[str, str] = {}
-    for name, value in headers.items():
-        if (
-            name and set(name) <= _TOKEN and name.lower() not in _RESERVED_HEADERS
-            and isinstance(value, str) and value.isprintable()
-        ):
-            kept[name] = value
-        else:
-            log.debug("dropping response header %r set by a runnable", name)
-    return kept
-
-
-def delivery_body(result: Result) -> tuple[bytes, str, str]:
+def delivery_body(record: JobRecord) -> tuple[bytes, str, str]:
     """``(body, content type, outcome)`` of a finished job, as a callback sends it."""
-    error = result.error
-    if error is None:
-        try:
-            body, content_type, _ = encode_value(result.outcome())
-            return body, content_type or OCTET, "success"
-        except (TypeError, ValueError) as failure:
-            return b"job_err_result failed to Marshal result: " + str(failure).encode(), OCTET, "error"
-    return ERROR_PREFIX + str(error).encode(), OCTET, "error"
+    kind = record.error_kind
+    if kind is None:
+        return record.value, record.content_type or OCTET, "success"
+    text = (record.error_text or "").encode()
+    if kind is ErrorKind.UNENCODABLE:
+        return b"job_err_result failed to Marshal result: " + text, OCTET, "error"
+    return ERROR_PREFIX + text, OCTET, "error"
 
 
 # --- delivery -----------------------------------------------------------------------------
@@ -142,7 +91,7 @@ def _refusal(error: BaseException) -> DestinationRefused | None:
 class Callbacks:
     """Delivers job outcomes to callback URLs and tracks deliveries in flight.
 
-    ``check(url)`` before starting the job, ``deliver(url, result)`` after;
+    ``check(url)`` before starting the job, ``deliver(url, record)`` once it finished;
     ``drain(timeout)`` on shutdown; ``close()`` at the end. Use on one event loop.
     """
 
@@ -155,7 +104,7 @@ class Callbacks:
 
     @property
     def pending(self) -> int:
-        """Deliveries not finished yet (including those waiting for their job)."""
+        """Deliveries not finished yet."""
         return len(self._tasks)
 
     async def check(self, url: str) -> URL:
@@ -186,33 +135,31 @@ class Callbacks:
         if allowed and not any(match_domain(pattern.lower(), host) for pattern in allowed):
             raise DestinationRefused(f"{host}: the domain is not in callbacks.allowed_domains")
 
-    def deliver(self, url: URL, result: Result) -> asyncio.Task[bool]:
-        """Post ``result`` to ``url`` once the job is done; returns the delivery task.
+    def deliver(self, url: URL, record: JobRecord) -> asyncio.Task[bool]:
+        """Post a finished job's ``record`` to ``url``; returns the delivery task.
 
         The task's value is True when the receiver accepted it (2xx).
         """
-        task = asyncio.get_running_loop().create_task(self._deliver(url, result))
+        task = asyncio.get_running_loop().create_task(self._deliver(url, record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _deliver(self, url: URL, result: Result) -> bool:
-        with contextlib.suppress(Exception):  # the job's own error is delivered, not raised
-            await result
+    async def _deliver(self, url: URL, record: JobRecord) -> bool:
         try:
-            return await self._post(url, result)
+            return await self._post(url, record)
         except Exception:  # a bug here must not vanish into an unretrieved task
-            log.exception("callback for job %s (result %s) to %s crashed", result.job.name, result.id, _shown(url))
+            log.exception("callback for job %s (result %s) to %s crashed", record.runnable, record.id, _shown(url))
             return False
 
-    async def _post(self, url: URL, result: Result) -> bool:
-        body, content_type, outcome = delivery_body(result)
+    async def _post(self, url: URL, record: JobRecord) -> bool:
+        body, content_type, outcome = delivery_body(record)
         attempts = self.config.attempts
         for attempt in range(1, attempts + 1):
             headers = {
                 "Content-Type": content_type,
-                "X-Reactr-Result-Id": result.id,
-                "X-Reactr-Job": result.job.name,
+                "X-Reactr-Result-Id": record.id,
+                "X-Reactr-Job": record.runnable,
                 "X-Reactr-Outcome": outcome,
                 "X-Reactr-Attempt": str(attempt),
             }
@@ -220,11 +167,11 @@ class Callbacks:
                 headers[SIGNATURE_HEADER] = sign(self.config.secret, body, int(time.time()))
             problem, retry = await self._attempt(url, body, headers)
             if problem is None:
-                log.info("callback for job %s (result %s) delivered to %s", result.job.name, result.id, _shown(url))
+                log.info("callback for job %s (result %s) delivered to %s", record.runnable, record.id, _shown(url))
                 return True
             log.warning(
                 "callback for job %s (result %s) to %s failed (attempt %d of %d): %s",
-                result.job.name, result.id, _shown(url), attempt, attempts, problem,
+                record.runnable, record.id, _shown(url), attempt, attempts, problem,
             )
             if not retry:
                 return False
@@ -296,7 +243,6 @@ __all__ = [
     "CallbackRefused",
     "Callbacks",
     "delivery_body",
-    "encode_value",
     "sign",
     "verify_signature",
 ]

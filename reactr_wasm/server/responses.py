@@ -13,12 +13,33 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import ExecutionError, JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
-from .callbacks import JSON, CallbackRefused, encode_value
+from ..backends.records import ErrorKind, JobRecord, classify
+from ..scheduler.values import JSON, OCTET, encode_value
+from .callbacks import CallbackRefused
 
 RETRY_AFTER = "1"  # seconds, on 503
 ERROR_TYPE_HEADER = "X-Reactr-Error"
 _COMPACT = (",", ":")
+# The status of each kind of job error; a RunErr's comes from its own code.
+_STATUS = {
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.TIMEOUT: 504,
+    ErrorKind.CANCELLED: 409,
+    ErrorKind.QUEUE_FULL: 503,
+    ErrorKind.EXECUTION: 500,
+    ErrorKind.EXCEPTION: 500,
+    ErrorKind.UNENCODABLE: 500,
+}
+# What X-Reactr-Error says for each kind: the exception the embedded API raises for it.
+_ERROR_TYPE = {
+    ErrorKind.RUN_ERR: "RunErr",
+    ErrorKind.NOT_FOUND: "RunnableNotFound",
+    ErrorKind.TIMEOUT: "JobTimeout",
+    ErrorKind.CANCELLED: "JobCancelled",
+    ErrorKind.QUEUE_FULL: "QueueFull",
+    ErrorKind.EXECUTION: "ExecutionError",
+}
+Answer = tuple[int, int, str, dict[str, str] | None]  # (HTTP status, body code, message, headers)
 
 
 class HTTPError(Exception):
@@ -29,8 +50,8 @@ class HTTPError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
-def _status_of(error: BaseException) -> tuple[int, int, str, dict[str, str] | None]:
-    """``(HTTP status, body code, message, headers)`` for any error a request can end with."""
+def _status_of(error: BaseException) -> Answer:
+    """The answer for any error a request can end with."""
     if isinstance(error, HTTPError):
         return error.status, error.status, error.message, error.headers
     if isinstance(error, web.HTTPException):
@@ -38,40 +59,53 @@ def _status_of(error: BaseException) -> tuple[int, int, str, dict[str, str] | No
         text = error.text or ""
         message = error.reason if not text or text == f"{error.status}: {error.reason}" else text
         return error.status, error.status, message, {"Allow": allow} if allow else None
-    if isinstance(error, RunErr):
-        status = error.code if 400 <= error.code <= 599 else 500
-        return status, error.code, error.message, None
-    if isinstance(error, RunnableNotFound):
-        return 404, 404, f"runnable '{error.name}' not found", None
-    if isinstance(error, JobTimeout):
-        return 504, 504, str(error), None
-    if isinstance(error, JobCancelled):
-        return 409, 409, str(error), None
-    if isinstance(error, QueueFull):
-        return 503, 503, str(error), {"Retry-After": RETRY_AFTER}
     if isinstance(error, CallbackRefused):
         return 400, 400, str(error), None
-    if isinstance(error, (ExecutionError, ReactrError)):
-        return 500, 500, str(error), None
-    return 500, 500, f"{type(error).__name__}: {error}", None  # a Python runnable's own exception
+    return _job_error(*classify(error))
+
+
+def _job_error(kind: ErrorKind, code: int, message: str) -> Answer:
+    """The answer for a job's error, from its kind (``records.classify``), as a record keeps it."""
+    headers = {ERROR_TYPE_HEADER: _ERROR_TYPE[kind]} if kind in _ERROR_TYPE else None
+    if kind is ErrorKind.RUN_ERR:
+        return (code if 400 <= code <= 599 else 500), code, message, headers
+    status = _STATUS[kind]
+    if kind is ErrorKind.QUEUE_FULL:
+        headers = {**(headers or {}), "Retry-After": RETRY_AFTER}
+    return status, status, message, headers
+
+
+def _error_json(answer: Answer) -> web.Response:
+    status, code, message, headers = answer
+    body = json.dumps({"code": code, "message": message}, separators=_COMPACT, ensure_ascii=False).encode()
+    response = web.Response(status=status, body=body, headers=headers)
+    response.content_type = JSON
+    return response
 
 
 def error_response(error: BaseException) -> web.Response:
     """The JSON error answer for ``error``: ``{"code": int, "message": str}``."""
-    status, code, message, headers = _status_of(error)
-    body = json.dumps({"code": code, "message": message}, separators=_COMPACT, ensure_ascii=False).encode()
-    response = web.Response(status=status, body=body, headers=headers)
-    response.content_type = JSON
-    if isinstance(error, ReactrError):
-        response.headers[ERROR_TYPE_HEADER] = type(error).__name__
-    return response
+    return _error_json(_status_of(error))
 
 
 def value_response(value: Any) -> web.Response:
-    """A job's value as an HTTP answer (rules in ``callbacks.encode_value``)."""
+    """A job's value as an HTTP answer (rules in ``scheduler/values.py``)."""
     if type(value) is bytes and value:
         return web.Response(body=value)  # aiohttp's default type is application/octet-stream
-    body, content_type, headers = encode_value(value)
+    return _body_response(*encode_value(value))
+
+
+def record_response(record: JobRecord) -> web.Response:
+    """A finished job's record as an HTTP answer: its value, or its error as JSON."""
+    kind = record.error_kind
+    if kind is not None:
+        return _error_json(_job_error(kind, record.error_code, record.error_message))
+    if record.content_type == OCTET and record.headers is None and record.value:
+        return web.Response(body=record.value)  # as value_response: aiohttp's default type
+    return _body_response(record.value, record.content_type, record.headers)
+
+
+def _body_response(body: bytes, content_type: str | None, headers: Any) -> web.Response:
     response = web.Response(body=body, headers=headers)
     if content_type is not None:
         response.headers["Content-Type"] = content_type
