@@ -53,12 +53,15 @@ examples:
   reactr-wasm serve --config reactr.toml --print-config    show the effective config, secrets masked
   curl -X POST 'localhost:9000/do/hello-echo?then=true' -d 'my name is joe'
 
-config file (TOML; every key optional; relative paths are relative to the file):
+config file (TOML; every key optional; relative paths are relative to the file): --config FILE,
+else DIR/reactr.toml when the served folder has one (the examples' grants their capabilities):
   runnables_dir = "runnables"
   [server]            host, port, body_limit = "10MiB", result_ttl, auth_tokens = ["env(TOKEN)"]
   [limits]            timeout = 10, memory = "256MiB", result_size = "16MiB", queue_size
+  [capabilities]      grant = ["cache"]: what every runnable may use (http, graphql, cache, static, db)
+  [capabilities.http] allowed_domains, blocked_domains, allow_private, proxy, ca_file, resolve, ...
   [callbacks]         secret = "env(CALLBACK_SECRET)", attempts, timeout, allow_private
-  [runnables.NAME]    pool_size, isolation = "reuse"|"fresh", timeout, memory, prewarm"""
+  [runnables.NAME]    capabilities = ["http"], pool_size, isolation = "reuse"|"fresh", timeout, memory"""
 
 RUN_EPILOG = """\
 The result bytes go to stdout; an error goes to stderr with exit code 1 (the
@@ -182,9 +185,15 @@ def _version() -> str:
 # serve
 
 
+FOLDER_CONFIG = "reactr.toml"  # read from the served folder when no --config is given
+
+
 def serve_config(args: argparse.Namespace) -> Config:
-    """The config file (or the defaults) with the command line's flags applied."""
-    config = load_config(args.config) if args.config else Config()
+    """The config file (``--config``, else the served folder's reactr.toml, else defaults) with the flags applied."""
+    config_file = args.config
+    if config_file is None and args.dir is not None and (args.dir / FOLDER_CONFIG).is_file():
+        config_file = args.dir / FOLDER_CONFIG
+    config = load_config(config_file) if config_file else Config()
     server = replace(
         config.server,
         host=args.host if args.host is not None else config.server.host,
@@ -205,6 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(
             f"runnables folder {config.runnables_dir} does not exist: pass --dir DIR or set runnables_dir in --config"
         )
+    log.info("config: %s", config.source)
     service = build_service(config, watch=not args.no_watch)
     try:
         asyncio.run(serve(service.reactr, config, app=service.app))
