@@ -9,6 +9,7 @@
 | ``GET /jobs/{id}`` | status JSON, never blocks |
 | ``DELETE /then/{id}`` | cancel + forget, 204 |
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
+| ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
 
 Every error is a JSON ``{"code": int, "message": str}`` built by ``error_response``,
 the one place that maps exceptions to statuses. Every response carries
@@ -39,6 +40,7 @@ from ..errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
 from ..scheduler.job import Job, Result, is_result_id
 from ..scheduler.reactr import Reactr
 from .callbacks import Callbacks
+from .openapi import openapi_route
 from .responses import RETRY_AFTER, HTTPError, error_response, json_response, value_response
 
 log = logging.getLogger(__name__)
@@ -379,6 +381,7 @@ def create_app(
         "/then/{id}": {"GET": guard(server.then), "DELETE": guard(server.cancel)},
         "/jobs/{id}": {"GET": guard(server.status)},
         "/health": {"GET": guard(server.health, auth=False)},
+        "/openapi.json": {"GET": guard(openapi_route(config, reactr.names), auth=False)},  # describes these routes
     }
     # No middleware (see Server.guard), so unknown paths and methods get their JSON
     # answers from routes of their own, tried after the real ones.
