@@ -57,6 +57,11 @@ _REQUEST_IDS = itertools.count(1)
 _REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
 
 
+def new_request_id() -> str:
+    """A new X-Request-Id: this process's random prefix and a counter, as ``Server.guard`` makes them."""
+    return f"{_REQUEST_ID_PREFIX}{next(_REQUEST_IDS):x}"
+
+
 def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
     async def refuse(request: web.Request) -> web.StreamResponse:
         raise HTTPError(status, message, headers)

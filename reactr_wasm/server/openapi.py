@@ -43,10 +43,9 @@ is answered with its code when that is 400-599, else 500, so the job routes may 
 any 4xx or 5xx the runnable chooses; `X-Reactr-Error` names the job API's error type.
 
 `HEAD` is answered for every `GET`, with the same status and headers. Another method
-on a documented path is answered 405 with `Allow`; an undocumented path 404, with the
-error body. A request HTTP itself cannot parse (a request line or a header over 8190
-bytes, conflicting framing headers) is refused before it reaches these routes: a
-plain-text 400 without `X-Request-Id`."""
+on a documented path is answered 405 with `Allow`; an undocumented path 404; a request
+HTTP itself cannot parse (a request line or a header over 8190 bytes, framing headers
+in conflict) 400, and the connection is closed: all with the error body."""
 
 
 @functools.cache

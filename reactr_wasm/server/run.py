@@ -10,12 +10,38 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from ..config import Config
 from ..scheduler.reactr import Reactr
-from .app import DO_PREFIX, SERVER, SHUTDOWN_GRACE, create_app
+from .app import DO_PREFIX, SERVER, SHUTDOWN_GRACE, create_app, new_request_id
+from .responses import HTTPError, error_response
 
 log = logging.getLogger(__name__)
+
+
+class _Connection(RequestHandler):
+    """A connection whose own refusals are the API's JSON errors, with X-Request-Id.
+
+    aiohttp answers a request HTTP cannot parse (a line or header over 8190
+    bytes, framing headers in conflict), or an exception no route caught, in
+    its protocol layer, before any route or ``Server.guard``: as plain text.
+    """
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; raises when an answer is under way
+        text = " ".join(message.split()) if message and status != 500 else plain.reason  # never a traceback
+        response = error_response(HTTPError(status, text or "bad request"))
+        response.headers["X-Request-Id"] = new_request_id()
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
 
 
 class _Runner(web.AppRunner):
@@ -32,6 +58,7 @@ class _Runner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
+        server.__class__ = _Server  # the Application builds the Server; only its connections' class differs
         through_app = server.request_handler
         do = self._do
 
