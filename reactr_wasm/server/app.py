@@ -9,6 +9,7 @@
 | ``GET /jobs/{id}`` | status JSON, never blocks |
 | ``DELETE /then/{id}`` | cancel (through the scheduler, by id) + forget, 204 |
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
+| ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
 
 Every error is a JSON ``{"code": int, "message": str}`` built by ``error_response``,
 the one place that maps exceptions to statuses. Every response carries
@@ -29,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import itertools
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,7 +46,16 @@ from ..scheduler.reactr import Reactr
 from .callbacks import Callbacks
 from .connections import BodyTimeout
 from .inflight import InFlight
-from .responses import RETRY_AFTER, HTTPError, error_response, json_response, record_response, value_response
+from .openapi import openapi_route
+from .responses import (
+    RETRY_AFTER,
+    HTTPError,
+    error_response,
+    json_response,
+    new_request_id,
+    record_response,
+    value_response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +66,6 @@ CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
 
 REQUEST_ID = web.RequestKey("reactr_request_id", str)
-_REQUEST_IDS = itertools.count(1)
-_REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
-
-
 def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
     async def refuse(request: web.Request) -> web.StreamResponse:
         raise HTTPError(status, message, headers)
@@ -144,7 +148,7 @@ class Server:
         async def guarded(request: web.Request) -> web.StreamResponse:
             request_id = request.headers.get("X-Request-Id")
             if request_id is None or not _sane_request_id(request_id):
-                request_id = f"{_REQUEST_ID_PREFIX}{next(_REQUEST_IDS):x}"
+                request_id = new_request_id()
             request[REQUEST_ID] = request_id
             try:
                 if tokens:
@@ -377,6 +381,7 @@ def create_app(
         "/then/{id}": {"GET": guard(server.then), "DELETE": guard(server.cancel)},
         "/jobs/{id}": {"GET": guard(server.status)},
         "/health": {"GET": guard(server.health, auth=False)},
+        "/openapi.json": {"GET": guard(openapi_route(config, reactr.names), auth=False)},  # describes these routes
     }
     # No middleware (see Server.guard), so unknown paths and methods get their JSON
     # answers from routes of their own, tried after the real ones.

@@ -35,7 +35,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 
-from .responses import HTTPError, error_response
+from .responses import HTTPError, error_response, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -218,15 +218,23 @@ class _Connection(web.RequestHandler):
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
-        """A request the parser rejects: one warning line, no traceback, nothing quoted from the request."""
+        """A request the parser rejects: one warning line, no traceback, nothing quoted from the request.
+
+        Every answer from here is the API's JSON error with an X-Request-Id, as the routes give.
+        """
         if not isinstance(exc, HttpProcessingError):
-            return super().handle_error(request, status, exc, message)
+            plain = super().handle_error(request, status, exc, message)  # logs; raises when an answer is under way
+            response = error_response(HTTPError(status, plain.reason or "internal server error"))
+            response.headers["X-Request-Id"] = new_request_id()
+            response.force_close()
+            return response
         reason = _reason(exc)
         # Non-HTTP traffic on the port (TLS, scanners) is noise: debug, as aiohttp does.
         quiet = isinstance(exc, BadHttpMethod) and self._request_count == 1
         log.log(logging.DEBUG if quiet else logging.WARNING, "rejected a malformed request from %s: %s",
                 self._client(), reason)  # fmt: skip
         response = error_response(HTTPError(status, f"malformed request: {reason}"))
+        response.headers["X-Request-Id"] = new_request_id()
         response.force_close()
         return response
 

@@ -8,7 +8,9 @@ so a client tells a runnable's own 400 or 404 from the server's.
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +42,15 @@ _ERROR_TYPE = {
     ErrorKind.EXECUTION: "ExecutionError",
 }
 Answer = tuple[int, int, str, dict[str, str] | None]  # (HTTP status, body code, message, headers)
+
+
+_REQUEST_IDS = itertools.count(1)
+_REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
+
+
+def new_request_id() -> str:
+    """A new X-Request-Id: this process's random prefix and a counter."""
+    return f"{_REQUEST_ID_PREFIX}{next(_REQUEST_IDS):x}"
 
 
 class HTTPError(Exception):
