@@ -157,9 +157,11 @@ def not_applicable(case: Any, response: Any) -> list[Any]:
     """The built-in checks that do not apply to this request and answer, and why."""
     excluded = [not_a_server_error]  # replaced by documented_server_errors
     query = case.query or {}
-    if query.get("callback") or "x-reactr-error" in response.headers:  # lowercased by schemathesis
+    reused_key = response.status_code == 422 and "Idempotency-Key" in (case.headers or {})
+    if query.get("callback") or "x-reactr-error" in response.headers or reused_key:  # lowercased by schemathesis
         # The request was taken, and refused for a reason no schema can carry: the callback
-        # destination rules (here every host but localhost), or the job's own error.
+        # destination rules (here every host but localhost), the job's own error, or a key
+        # generated twice for two different requests (422, documented).
         excluded.append(positive_data_acceptance)
     if query.get("then", WAIT[0]) not in WAIT:
         excluded.append(negative_data_rejection)  # outside the narrowed enum, `then` is ignored, as documented
