@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -98,7 +99,9 @@ async def serve(tmp_path: Path, guests: dict[str, bytes]) -> AsyncIterator[Serve
 # --- the runnable contract (start fixture from conftest) ----------------------------------------
 
 
-async def test_echo_error_codes_and_registration(reactr: Reactr, start: Start, guests: dict[str, bytes]) -> None:
+async def test_echo_error_codes_and_registration(
+    reactr: Reactr, start: Start, guests: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
     for name, wasm in (("probe", guests["sdk-probe"]), ("unregistered", guests["unregistered"])):
         reactr.register(name, reactr.engine.load(name, wasm))
     reactr.register("hello-echo", str(RUNNABLES / "hello-echo.wasm"))
@@ -115,9 +118,13 @@ async def test_echo_error_codes_and_registration(reactr: Reactr, start: Start, g
     assert await error(client, "probe", "nonsense") == (400, {"code": 400, "message": 'unknown operation "nonsense"'})
     # A module that never registers its runnable fails like Reactr's SDK does.
     assert await error(client, "unregistered", "x") == (500, {"code": -1, "message": "No runnable set"})
-    # A panic traps the guest: an execution error, not a silent success.
-    status, body = await error(client, "probe", "panic")
-    assert status == 500 and "wasm execution error" in body["message"]
+    # A panic reaches the caller and the log with its message and location (the SDK's panic
+    # hook calls return_abort before the trap), not as a bare `unreachable` trap.
+    with caplog.at_level(logging.ERROR, logger="reactr_wasm.guest"):
+        status, body = await error(client, "probe", "panic")
+    assert status == 500 and body["code"] == -1, body
+    assert re.fullmatch(r"runnable abort: probe panicked; file: \S*lib\.rs, line: 114, col: \d+", body["message"])
+    assert any(body["message"] in record.getMessage() for record in caplog.records)
     # util: invalid UTF-8 is replaced, JSON strings are escaped.
     assert await ok(client, "probe", "utf8") == "ok\ufffd".encode()
     assert await ok(client, "probe", 'json\nsay "hi"\\\t\x01 é') == '"say \\"hi\\"\\\\\\t\\u0001 é"'.encode()

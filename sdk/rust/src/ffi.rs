@@ -9,6 +9,7 @@ use crate::runnable::HostErr;
 extern "C" {
     fn return_result(ptr: *const u8, len: i32, ident: i32);
     fn return_error(code: i32, ptr: *const u8, len: i32, ident: i32);
+    fn return_abort(msg_ptr: *const u8, msg_len: i32, file_ptr: *const u8, file_len: i32, line: i32, col: i32, ident: i32);
     fn get_ffi_result(ptr: *mut u8, ident: i32) -> i32;
     pub(crate) fn add_ffi_var(name_ptr: *const u8, name_len: i32, val_ptr: *const u8, val_len: i32, ident: i32) -> i32;
     pub(crate) fn fetch_url(method: i32, url_ptr: *const u8, url_len: i32, body_ptr: *const u8, body_len: i32, ident: i32) -> i32;
@@ -52,6 +53,15 @@ pub(crate) fn send_result(output: &[u8]) {
 
 pub(crate) fn send_error(code: i32, message: &str) {
     unsafe { return_error(code, message.as_ptr(), len(message.as_bytes()), ident()) }
+}
+
+/// Reports a panic (message and source location) before the module traps; the host fails the
+/// job with `runnable abort: <message>; file: <file>, line: <n>, col: <n>` and logs it.
+pub(crate) fn send_abort(message: &str, file: &str, line: u32, col: u32) {
+    let (line, col) = (i32::try_from(line).unwrap_or(i32::MAX), i32::try_from(col).unwrap_or(i32::MAX));
+    unsafe {
+        return_abort(message.as_ptr(), len(message.as_bytes()), file.as_ptr(), len(file.as_bytes()), line, col, ident())
+    }
 }
 
 /// Collects what a data-producing host call announced with `size`: `>= 0` is that many bytes of

@@ -75,6 +75,20 @@ thread_local! {
 /// `RunErr(-1, "No runnable set")`, as Reactr's SDK does.
 pub fn use_runnable(runnable: &'static dyn Runnable) {
     RUNNABLE.with(|slot| slot.set(Some(runnable)));
+    std::panic::set_hook(Box::new(report_panic));
+}
+
+/// The panic hook: a `panic!` inside a job reaches the caller and the host's log as the job's
+/// error, message and location included, instead of a bare `unreachable` trap.
+fn report_panic(info: &std::panic::PanicInfo<'_>) {
+    let payload = info.payload();
+    let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(text), _) => text,
+        (None, Some(text)) => text.as_str(),
+        (None, None) => "panic with a non-text payload",
+    };
+    let (file, line, col) = info.location().map_or(("<unknown>", 0, 0), |at| (at.file(), at.line(), at.column()));
+    ffi::send_abort(message, file, line, col);
 }
 
 // ---- exports -----------------------------------------------------------------------------
