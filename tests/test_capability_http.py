@@ -25,9 +25,9 @@ from reactr_wasm.capabilities.http import (
     HttpClient,
     HttpRules,
     Resolved,
-    match_domain,
     parse_fetch_url,
 )
+from reactr_wasm.capabilities.netrules import match_domain
 from reactr_wasm.compose import build_backends, capabilities_for
 from reactr_wasm.config import parse_config
 from reactr_wasm.errors import HostCallError
