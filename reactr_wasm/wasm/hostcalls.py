@@ -7,6 +7,12 @@ closes Reactr's hole where a guest could guess another job's ident.
 
 Errors the guest causes are values (the ABI's codes) or, for pointers outside
 its memory, a trap that fails only this job (``GuestFault``).
+
+A job brings what its host calls may reach: its runnable's ``Capabilities``
+(a host function guarded by a capability, per ``capabilities/registry.py``,
+is refused when that field is None) and the ``job_runner`` of the scheduler
+that runs it, for ``run_job``. Nothing here is per engine, so any number of
+schedulers can share one.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from ..capabilities.errors import CapabilityError
 from ..capabilities.registry import GUARDS
 from ..errors import HostCallError, ReactrError, RunErr
 from . import _raw
-from .context import JobContext, RunControl
+from .context import JobContext
 from .module import HOST_FUNCTIONS
 from .request import FieldError
 
@@ -32,8 +38,6 @@ log = logging.getLogger("reactr_wasm.guest")
 NOT_ENABLED = "capability is not enabled"
 MAX_CHAIN_DEPTH = 8  # run_job calls nested deeper than this fail (runaway recursion)
 
-# Runs a job by name for a guest and returns its output; raises ReactrError.
-JobRunner = Callable[[str, bytes, RunControl], bytes]
 LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
@@ -43,11 +47,10 @@ class _Current(threading.local):
 
 
 class HostCalls:
-    """The ``env`` functions; each job brings the capabilities of its runnable."""
+    """The ``env`` functions; each job brings the capabilities of its runnable and its job runner."""
 
     def __init__(self) -> None:
         self.current = _Current()
-        self.job_runner: JobRunner | None = None  # set by the scheduler that owns the engine
 
     # --- plumbing ------------------------------------------------------------
 
@@ -270,12 +273,12 @@ class HostCalls:
         name, payload = self._text(name_ptr, name_len), self._read(data_ptr, data_len)
         if job.pending is not None:
             return -1
-        if self.job_runner is None:
+        if job.job_runner is None:
             return self._pend_error(job, "job chaining is not available in this host")
         if job.control.depth >= MAX_CHAIN_DEPTH:
             return self._pend_error(job, f"job chain depth limit ({MAX_CHAIN_DEPTH}) reached")
         try:
-            output = self.job_runner(name, payload, job.control)
+            output = job.job_runner(name, payload, job.control)
         except ReactrError as error:
             return self._pend_error(job, str(error))
         return self._pend(job, output)
