@@ -6,6 +6,11 @@ own ``[runnables.NAME].capabilities``. Logging, request fields, response headers
 and ``run_job`` need no grant. A grant of a capability that is not configured
 (``static`` without a folder, ``db`` without a database) is refused at start.
 
+Each ``[capabilities.X]`` table is one settings class (a ``Section``: its rule
+table, its checks, whether it is ready, how it opens its backend) and one
+field of ``CapabilitiesConfig``; which capability uses which section, and the
+names a grant may hold, are ``capabilities/registry.py``.
+
     [capabilities]
     grant = ["cache"]
     [capabilities.http]              # fetch_url and graphql_query
