@@ -50,6 +50,7 @@ from ..capabilities.cache import MemoryCache
 from ..capabilities.db import Database, QueryDef, QueryType, SQLiteDatabase
 from ..capabilities.http_rules import HttpRules
 from ..capabilities.registry import CAPABILITIES, NAMES
+from ..capabilities.static import StaticFiles
 from ..errors import ConfigError
 from .checks import (
     MASK,
@@ -74,7 +75,6 @@ from .egress import EGRESS, EgressSettings, finish_egress, over_egress, redact_e
 if TYPE_CHECKING:
     from ..capabilities.cache import Cache
     from ..capabilities.http_clients import HttpClients
-    from ..capabilities.static import StaticFiles
 
 
 def grant_list(value: Any) -> list[str]:
@@ -103,6 +103,7 @@ class Section:
         raise NotImplementedError
 
     def ready(self) -> bool:
+        """Whether a grant of this section's capabilities can work (else the config refuses the grant)."""
         return True
 
     def open(self) -> object:
@@ -110,6 +111,7 @@ class Section:
         raise NotImplementedError
 
     def over(self, overrides: dict[str, Any]) -> Self:
+        """These settings with a runnable's own keys of the section in place of the shared ones."""
         return replace(self, **overrides)  # type: ignore[type-var]
 
 
@@ -198,8 +200,6 @@ class StaticSettings(Section):
         return self.dir is not None
 
     def open(self) -> StaticFiles | None:
-        from ..capabilities.static import StaticFiles
-
         return StaticFiles(self.dir, max_bytes=self.max_file_size) if self.dir is not None else None
 
 

@@ -42,7 +42,7 @@ from yarl import URL
 
 from ..backends.records import ErrorKind, JobRecord
 from ..capabilities.egress_connector import egress_connector, proxy_router
-from ..capabilities.netrules import DestinationRefused, canonical_url, check_url, domain_refusal
+from ..capabilities.netrules import DestinationRefused, canonical_url, check_url, domain_refusal, normal_host
 from ..config import CallbackConfig
 from ..scheduler.values import OCTET
 from ..signing import SIGNATURE_HEADER, sign, verify_signature
@@ -128,7 +128,7 @@ class Callbacks:
 
     def _check_domain(self, url: URL) -> None:
         """The domain rules of ``fetch_url``, on the callback's host name."""
-        host = url.raw_host or ""
+        host = normal_host(url.raw_host or "")  # as the rules compare it, and as the refusal names it
         refusal = domain_refusal(host, self.config.allowed_domains, self.config.blocked_domains)
         if refusal == "blocked":
             raise DestinationRefused(f"{host}: the domain is blocked")
