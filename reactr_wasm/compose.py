@@ -1,8 +1,9 @@
 """The composition root: the one place that builds everything from a ``Config``.
 
-It picks the implementations (the capability backends: memory or Redis cache,
-SQLite or PostgreSQL, the HTTP client under its rules; the optional drivers are
-imported lazily by their modules), builds the Wasm engine and the scheduler,
+It opens the capability backends the config grants (each ``[capabilities.X]``
+section opens its own: memory or Redis cache, SQLite or PostgreSQL, the HTTP
+clients and their loop thread; ``capabilities/registry.py`` says which
+capability uses which section), builds the Wasm engine and the scheduler,
 gives each runnable the capabilities it is granted, loads the runnables folder,
 and wires the HTTP app with hot reload. Everything else receives what it needs
 as arguments.
@@ -17,25 +18,18 @@ leaves nothing behind). The cache is keyed by content hash and wasmtime version.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .backends.memory_results import MemoryResultStore
 from .backends.results import ResultStore
-from .capabilities.cache import Cache, MemoryCache
-from .capabilities.db import Database, SQLiteDatabase
-from .capabilities.egress import Egress
+from .capabilities.cache import MemoryCache
 from .capabilities.grants import Capabilities
-from .capabilities.graphql import GraphQLClient
-from .capabilities.http import HttpClient
-from .capabilities.http_loop import BackgroundLoop
-from .capabilities.http_rules import HttpRules
-from .capabilities.static import StaticFiles
+from .capabilities.registry import CAPABILITIES, NAMES
 from .config import Config
-from .config.capabilities import CAPABILITIES, HttpSettings, http_settings_for
+from .config.capabilities import Section, runnable_settings
 from .errors import ConfigError
 from .scheduler.reactr import Reactr
 from .server.watch import RunnableFolder
@@ -70,47 +64,43 @@ def limits_for(config: Config, name: str) -> Limits:
     )
 
 
-@dataclass
 class Backends:
-    """The capability backends of one server, shared by all its runnables. Close when done.
+    """The opened backend of each capability section, shared by all runnables of a server. Close when done.
 
-    ``loop`` runs every HTTP client of the server (``http`` and the per-runnable
-    ones ``http_client`` hands out); ``close()`` closes those clients, then the loop.
+    ``build_backends`` opens a section only when some runnable may be granted
+    one of its capabilities: without ``http`` or ``graphql`` in any grant, no
+    HTTP client, loop thread or aiohttp exists.
     """
 
-    cache: Cache
-    http: HttpClient  # under [capabilities.http]
-    static: StaticFiles | None = None
-    db: Database | None = None
-    loop: BackgroundLoop | None = None
-    _runnable_http: dict[tuple[HttpRules, tuple[tuple[str, str], ...], Egress], HttpClient] = field(
-        default_factory=dict, init=False, repr=False
-    )
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    def __init__(self) -> None:
+        self._opened: dict[str, Any] = {}  # section -> its backend (None: the section has nothing to open)
 
-    def http_client(self, settings: HttpSettings) -> HttpClient:
-        """The client for one runnable's ``[runnables.NAME.http]``: one per distinct settings, kept until close."""
-        key = (settings.rules(), tuple(sorted(settings.auth.items())), settings.egress())
-        with self._lock:
-            client = self._runnable_http.get(key)
-            if client is None:
-                client = self._runnable_http[key] = _http_client(settings, self.loop)
-            return client
+    def open(self, section: str, settings: Section) -> None:
+        """Open ``section``'s backend from its settings; raises ConfigError when it cannot be opened."""
+        self._opened[section] = settings.open()
+
+    def get(self, section: str) -> Any:
+        """The backend of ``section``, or None when it was not opened."""
+        return self._opened.get(section)
+
+    @property
+    def sections(self) -> list[str]:
+        """The sections opened, in order."""
+        return list(self._opened)
 
     def close(self) -> None:
-        try:
-            for backend in (self.db, self.cache):
+        """Close every opened backend, the last opened first; the first error is raised after the rest closed."""
+        opened, self._opened = list(self._opened.values()), {}
+        failure: BaseException | None = None
+        for backend in reversed(opened):
+            try:
                 close = getattr(backend, "close", None)
                 if close is not None:
                     close()
-        finally:
-            with self._lock:
-                clients = [self.http, *self._runnable_http.values()]
-                self._runnable_http.clear()
-            for client in clients:
-                client.close()
-            if self.loop is not None:
-                self.loop.close()
+            except BaseException as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> Backends:
         return self
@@ -119,34 +109,23 @@ class Backends:
         self.close()
 
 
-def _http_client(settings: HttpSettings, loop: BackgroundLoop | None) -> HttpClient:
-    return HttpClient(settings.rules(), auth=settings.auth, loop=loop, egress=settings.egress())
+def granted_anywhere(config: Config) -> set[str]:
+    """Every capability some runnable may be granted: ``[capabilities].grant`` (any runnable not listed
+    in the config gets it) and each ``[runnables.NAME].capabilities``."""
+    granted = set(config.capabilities.grant)
+    for own in config.runnables.values():
+        granted.update(own.capabilities or ())
+    return granted
 
 
 def build_backends(config: Config) -> Backends:
-    """Open the configured backends; raises ConfigError when one cannot be opened."""
-    settings = config.capabilities
-    cache: Cache
-    if settings.cache.backend == "redis":
-        from .capabilities.redis_cache import RedisCache
-
-        assert settings.cache.url is not None  # the config refuses redis without a url
-        cache = RedisCache(settings.cache.url, settings.cache.namespace)
-    else:
-        cache = MemoryCache(settings.cache.max_entries)
-    loop = BackgroundLoop()
-    backends = Backends(cache, _http_client(settings.http, loop), loop=loop)
+    """Open the backends of the sections some runnable may use; raises ConfigError when one cannot be opened."""
+    granted, sections = granted_anywhere(config), config.capabilities.sections()
+    backends = Backends()
     try:
-        if settings.static.dir is not None:
-            backends.static = StaticFiles(settings.static.dir, max_bytes=settings.static.max_file_size)
-        if settings.db.path is not None:
-            backends.db = SQLiteDatabase(settings.db.path, settings.db.queries)
-        elif settings.db.url is not None:
-            from .capabilities.db_postgres import PostgresDatabase
-
-            backends.db = PostgresDatabase(
-                settings.db.url, settings.db.queries, max_connections=settings.db.max_connections
-            )
+        for spec in CAPABILITIES:
+            if spec.name in granted and spec.section not in backends.sections:
+                backends.open(spec.section, sections[spec.section])
     except BaseException:
         backends.close()
         raise
@@ -154,17 +133,14 @@ def build_backends(config: Config) -> Backends:
 
 
 def capabilities_for(config: Config, backends: Backends, name: str) -> Capabilities:
-    """What runnable ``name`` is granted: its own list, else ``[capabilities].grant``."""
-    grants = config.grants(name)
-    overrides = config.runnable(name).http
-    http = backends.http_client(http_settings_for(config.capabilities, overrides)) if overrides else backends.http
-    return Capabilities(
-        http=http if "http" in grants else None,
-        graphql=GraphQLClient(http) if "graphql" in grants else None,
-        cache=backends.cache if "cache" in grants else None,
-        static=backends.static if "static" in grants else None,
-        db=backends.db if "db" in grants else None,
-    )
+    """What runnable ``name`` is granted (its own list, else ``[capabilities].grant``), from ``backends``."""
+    grants, own = config.grants(name), config.runnable(name)
+    objects: dict[str, Any] = {}
+    for spec in CAPABILITIES:
+        backend = backends.get(spec.section)
+        if spec.name in grants and backend is not None:
+            objects[spec.name] = spec.grant(backend, runnable_settings(config.capabilities, spec.section, own))
+    return Capabilities(**objects)
 
 
 def fresh_pool_for(config: Config) -> FreshPool:
@@ -187,9 +163,11 @@ def build_reactr(config: Config, backends: Backends | None = None) -> Reactr:
 
     Without ``backends``, runnables get a private in-memory cache and nothing else.
     """
-    cache = backends.cache if backends is not None else MemoryCache()
+    cache = backends.get("cache") if backends is not None else None
     return Reactr(
-        capabilities=Capabilities(cache=cache), cache_dir=cache_dir_for(config), fresh_pool=fresh_pool_for(config)
+        capabilities=Capabilities(cache=cache or MemoryCache()),
+        cache_dir=cache_dir_for(config),
+        fresh_pool=fresh_pool_for(config),
     )
 
 
@@ -207,7 +185,7 @@ def register_wasm(
         name, wasm, source=str(path), limits=limits, isolation=own.isolation, capabilities=capabilities
     )
     if capabilities is not None:
-        missing = sorted(set(runnable.info.capabilities) & set(CAPABILITIES) - set(capabilities.granted()))
+        missing = sorted(set(runnable.info.capabilities) & set(NAMES) - set(capabilities.granted()))
         if missing:
             log.warning(
                 "runnable '%s' (%s) uses %s but is not granted it; those calls will be refused "

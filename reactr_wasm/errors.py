@@ -56,14 +56,6 @@ class RunnableNotFound(ReactrError):
         super().__init__(f'failed to getWorker for jobType "{name}"')
 
 
-class InlineBudgetExceeded(Exception):
-    """Internal control flow, never a job's outcome: a job run on the caller's thread
-    overran its budget and was stopped, to start again on a worker thread.
-
-    Not a ReactrError, so no handler of job errors can mistake it for one.
-    """
-
-
 class QueueFull(ReactrError):
     """The runnable's queue is at its bound; retry later."""
 

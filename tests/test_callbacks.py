@@ -19,7 +19,8 @@ from yarl import URL
 
 from reactr_wasm import CoordinatedResponse, ExecutionError, Job, JobTimeout, Result, RunErr
 from reactr_wasm.backends.records import JobRecord
-from reactr_wasm.capabilities.http_rules import ipv4_address
+from reactr_wasm.capabilities.egress_connector import GuardedResolver, guarded_socket_factory
+from reactr_wasm.capabilities.netrules import DestinationRefused, check_address, ipv4_address, refusal_reason
 from reactr_wasm.config import CallbackConfig
 from reactr_wasm.scheduler.values import record_of
 from reactr_wasm.server.callbacks import (
@@ -28,13 +29,6 @@ from reactr_wasm.server.callbacks import (
     delivery_body,
     sign,
     verify_signature,
-)
-from reactr_wasm.server.netrules import (
-    DestinationRefused,
-    GuardedResolver,
-    check_address,
-    guarded_socket_factory,
-    refusal_reason,
 )
 
 # --- the destination rules ---------------------------------------------------------------

@@ -25,9 +25,9 @@ from reactr_wasm.capabilities.http import (
     HttpClient,
     HttpRules,
     Resolved,
-    match_domain,
     parse_fetch_url,
 )
+from reactr_wasm.capabilities.netrules import match_domain
 from reactr_wasm.compose import build_backends, capabilities_for
 from reactr_wasm.config import parse_config
 from reactr_wasm.errors import HostCallError
@@ -624,7 +624,7 @@ timeout = 1
     with build_backends(config) as backends:
         a, b, c, d = (capabilities_for(config, backends, name).http for name in ("a", "b", "c", "d"))
         assert a is not None and c is not None
-        assert a is b and a is not c and d is backends.http
+        assert a is b and a is not c and d is backends.get("http").client(config.capabilities.http)
         assert _echoed(a.fetch(GET, server.url("/echo"), b""))["method"] == "GET"
         assert _echoed(c.fetch(GET, server.url("/echo"), b""))["method"] == "GET"
         assert _loop_threads() == 1  # one loop for the server's clients

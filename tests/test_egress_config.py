@@ -16,7 +16,7 @@ import pytest
 from reactr_wasm.capabilities.egress import Egress, bypasses_proxy, read_proxy_environment, resolve_pins
 from reactr_wasm.compose import build_backends, capabilities_for
 from reactr_wasm.config import Config, ConfigError, dump_toml, load_config
-from reactr_wasm.config.capabilities import http_settings_for
+from reactr_wasm.config.capabilities import HttpSettings, runnable_settings
 from tests.egress_parts import make_ca
 
 # --- NO_PROXY ------------------------------------------------------------------------------------
@@ -271,11 +271,16 @@ proxy_from_env = true
 "api.test:443" = "10.0.0.9"
 """
     config = load(tmp_path, toml, {"HTTPS_PROXY": "http://envproxy:1"})
-    shared = config.capabilities
-    own = http_settings_for(shared, config.runnable("own").http).egress()
+
+    def egress(name: str) -> Egress:
+        settings = runnable_settings(config.capabilities, "http", config.runnable(name))
+        assert isinstance(settings, HttpSettings)
+        return settings.egress()
+
+    own = egress("own")
     assert (own.https_proxy, own.http_proxy) == ("http://own:3128", "http://own:3128")
-    assert http_settings_for(shared, config.runnable("env").http).egress().https_proxy == "http://envproxy:1"
-    pinned = http_settings_for(shared, config.runnable("pinned").http).egress()
+    assert egress("env").https_proxy == "http://envproxy:1"
+    pinned = egress("pinned")
     assert pinned.pinned("api.test", 443) == ("10.0.0.9",) and pinned.https_proxy == "http://envproxy:1"
 
 
@@ -293,4 +298,5 @@ proxy = "http://proxy:3128"
     config = load(tmp_path, toml)
     with build_backends(config) as backends:
         a, b, c, d = (capabilities_for(config, backends, name).http for name in "abcd")
-        assert a is b and a is not c and a is not d and c is not d and d is backends.http
+        shared = backends.get("http").client(config.capabilities.http)  # [capabilities.http]'s own client
+        assert a is b and a is not c and a is not d and c is not d and d is shared

@@ -16,11 +16,10 @@ import pytest
 import wasmtime
 
 from reactr_wasm import Config, JobCancelled, JobTimeout, Limits, ModuleError, Reactr, ReactrError, WasmEngine
-from reactr_wasm.errors import InlineBudgetExceeded
 from reactr_wasm.scheduler.worker import FAST_STREAK, INLINE_BUDGET_SECONDS
 from reactr_wasm.wasm.context import RunControl
 from reactr_wasm.wasm.driver import STAGE_CAPACITY
-from reactr_wasm.wasm.runnable import WasmRunnable
+from reactr_wasm.wasm.runnable import InlineBudgetExceeded, WasmRunnable
 
 from .conftest import wat_module
 from .test_reactr_api import CHAIN_WAT

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from reactr_wasm import Ctx, Job, JobStatus, JobTimeout, Reactr, ReactrError, RunErr
+from reactr_wasm import Ctx, Job, JobStatus, JobTimeout, Reactr, ReactrError, RunErr, WasmEngine
 from reactr_wasm.scheduler.group import Group
 from reactr_wasm.scheduler.schedule import after, every
 
@@ -241,6 +241,27 @@ def test_wasm_guest_chains_a_job_through_run_job(reactr: Reactr) -> None:
     # chain -> chain -> ... runs into the depth limit instead of recursing forever
     nested = reactr.do("chain", b"chain:" * 20 + b"upper:deep").then(timeout=5)
     assert nested.endswith(b"job chain depth limit (8) reached")
+
+
+def test_reactrs_sharing_an_engine_each_run_their_own_nested_jobs() -> None:
+    chain = wasmtime.wat2wasm(CHAIN_WAT)
+    with WasmEngine() as engine, Reactr(engine=engine) as first, Reactr(engine=engine) as second:
+        for reactr, answer in ((first, b"from the first"), (second, b"from the second")):
+            reactr.register("chain", engine.load("chain", chain))
+            reactr.register("inner", lambda job, ctx, answer=answer: answer)
+        second.register("only-second", lambda job, ctx: b"second only")
+        assert first.do("chain", b"inner:x").then(timeout=5) == b"from the first"
+        assert second.do("chain", b"inner:x").then(timeout=5) == b"from the second"
+        assert first.do("chain", b"only-second:x").then(timeout=5) == (
+            b'error: failed to getWorker for jobType "only-second"'
+        )
+        assert first.do_now("chain", b"inner:x") in ((True, b"from the first"), (False, None))
+
+
+def test_a_runnable_run_without_a_scheduler_refuses_run_job() -> None:
+    with WasmEngine() as engine:
+        chain = engine.load("chain", wasmtime.wat2wasm(CHAIN_WAT))
+        assert chain.run(b"inner:x") == b"error: job chaining is not available in this host"
 
 
 def test_run_job_gets_values_encoded_as_http_answers_and_follows_groups(reactr: Reactr) -> None:

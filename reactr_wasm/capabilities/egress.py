@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reactr_wasm.capabilities.http_rules import literal_address, normal_host
+from reactr_wasm.capabilities.netrules import literal_address, normal_host
 
 Pins = tuple[tuple[tuple[str, int], tuple[str, ...]], ...]
 

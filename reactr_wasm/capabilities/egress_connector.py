@@ -1,4 +1,4 @@
-"""The aiohttp side of ``Egress``: one connector builder and one proxy router for both HTTP clients.
+"""The aiohttp side of ``Egress`` and the address rules: connectors and a proxy router for both HTTP clients.
 
 Guest HTTP (``http_transport.Transport``) and webhook callbacks
 (``server/callbacks.py``) build their connectors here, so the address rules,
@@ -10,9 +10,9 @@ for both:
   its addresses are remembered as trusted), a pinned ``host:port`` with its
   ``resolve`` addresses, anything else through ``destinations`` (callbacks:
   DNS; guests: nothing, their URLs already name checked addresses) - the
-  latter two filtered by the address rules (``netrules.GuardedResolver``).
-- The socket factory (``netrules.guarded_socket_factory``) re-checks every
-  address it dials, except the proxy's own ``(address, port)``.
+  latter two filtered by the address rules (``GuardedResolver``).
+- The socket factory (``guarded_socket_factory``) re-checks every address it
+  dials, except the proxy's own ``(address, port)``.
 - ``proxy_router`` is a client middleware that picks each request's proxy from
   its URL (``Egress.proxy_for``); callbacks use it, the guest transport passes
   the proxy it decided per hop.
@@ -26,17 +26,24 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Container
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp import ClientHandlerType, ClientMiddlewareType, ClientRequest, ClientResponse
+from aiohttp import (
+    AddrInfoType,
+    ClientHandlerType,
+    ClientMiddlewareType,
+    ClientRequest,
+    ClientResponse,
+    SocketFactoryType,
+)
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from reactr_wasm.capabilities.egress import Egress
-from reactr_wasm.capabilities.http_rules import literal_address, normal_host
-from reactr_wasm.server.netrules import GuardedResolver, guarded_socket_factory
+from reactr_wasm.capabilities.netrules import DestinationRefused, check_address, literal_address, normal_host
 
 Endpoint = tuple[str, int]  # (address or host, port)
 
@@ -48,6 +55,57 @@ def proxy_endpoints(egress: Egress) -> set[Endpoint]:
         parts = urlsplit(proxy)
         endpoints.add((normal_host(parts.hostname or ""), parts.port or 80))
     return endpoints
+
+
+class GuardedResolver(AbstractResolver):
+    """Wraps a resolver and keeps only the addresses the rules allow.
+
+    A host with no allowed address fails resolution with DestinationRefused.
+    """
+
+    def __init__(self, inner: AbstractResolver, allow_private: bool) -> None:
+        self._inner = inner
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        resolved = await self._inner.resolve(host, port, family)
+        kept: list[ResolveResult] = []
+        refusal: DestinationRefused | None = None
+        for entry in resolved:
+            try:
+                check_address(host, entry["host"], self._allow_private)
+            except DestinationRefused as error:
+                refusal = error
+                continue
+            kept.append(entry)
+        if not kept and refusal is not None:
+            raise refusal
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def guarded_socket_factory(
+    allow_private: bool, trusted: Container[tuple[str, int]] = frozenset()
+) -> SocketFactoryType:
+    """A socket factory for aiohttp's connector that refuses sockets to forbidden addresses.
+
+    aiohttp calls it with the address it is about to connect to, so this is
+    the last word, whatever produced the address. ``(address, port)`` pairs in
+    ``trusted`` (the operator's proxy) are let through; it may grow later.
+    """
+
+    def factory(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        address = str(sockaddr[0])
+        if (address, sockaddr[1]) not in trusted:
+            check_address(address, address, allow_private)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return factory
 
 
 class _NoLookups(AbstractResolver):
@@ -96,7 +154,7 @@ class EgressResolver(AbstractResolver):
 
     ``trusted`` collects the proxy's resolved ``(address, port)`` pairs for the
     socket factory. A destination with no allowed address fails with
-    ``netrules.DestinationRefused``.
+    ``DestinationRefused``.
     """
 
     def __init__(
@@ -164,4 +222,11 @@ def proxy_router(egress: Egress) -> ClientMiddlewareType:
     return route
 
 
-__all__ = ["EgressResolver", "egress_connector", "proxy_endpoints", "proxy_router"]
+__all__ = [
+    "EgressResolver",
+    "GuardedResolver",
+    "egress_connector",
+    "guarded_socket_factory",
+    "proxy_endpoints",
+    "proxy_router",
+]

@@ -3,18 +3,23 @@
 A ``Capabilities`` is built once per runnable (by ``compose.py`` from the
 config, or by an embedding program) and handed to every job of that runnable.
 A field left ``None`` is a capability not granted: its host function answers
-the ABI's ``capability is not enabled`` and the refusal is logged.
+the ABI's ``capability is not enabled`` and the refusal is logged. The fields
+are the names of ``registry.CAPABILITIES``, in its order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .cache import Cache
-from .db import Database
-from .graphql import GraphQLClient
-from .http import HttpClient
-from .static import StaticFiles
+from .registry import NAMES
+
+if TYPE_CHECKING:  # for the annotations only: the HTTP client would load aiohttp
+    from .cache import Cache
+    from .db import Database
+    from .graphql import GraphQLClient
+    from .http import HttpClient
+    from .static import StaticFiles
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class Capabilities:
 
     def granted(self) -> list[str]:
         """The names of the granted capabilities, for logs and ``inspect``."""
-        return [name for name in ("http", "graphql", "cache", "static", "db") if getattr(self, name) is not None]
+        return [name for name in NAMES if getattr(self, name) is not None]
 
 
 NONE = Capabilities()

@@ -8,10 +8,12 @@ array the GraphQL spec defines (joined with ``.`` in the error text).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reactr_wasm.capabilities.errors import CapabilityError
-from reactr_wasm.capabilities.http import HttpClient
+
+if TYPE_CHECKING:  # the client comes from the caller: importing it here would load aiohttp
+    from reactr_wasm.capabilities.http import HttpClient
 
 # Go's encoding/json escapes these even inside strings; guests compare bytes.
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}

@@ -10,7 +10,7 @@ cannot answer the check and the connection differently.
 Why aiohttp (``http_transport.py``): it is a well-kept async client that our
 server already runs on (no new dependency), pools keep-alive connections, and
 lets us pin the destination the same way the webhook callbacks do
-(``netrules.guarded_socket_factory``). The URL it is given names the checked
+(``egress_connector.guarded_socket_factory``). The URL it is given names the checked
 address while the ``Host`` header, TLS SNI and certificate verification use
 the hostname; the pool is keyed by that address and name, so a pooled
 connection is only reused by a hop that just checked the same address (the
@@ -69,14 +69,17 @@ from reactr_wasm.capabilities.http_rules import (
     PRIVATE_RANGES,
     HttpRules,
     canonical_header,
-    literal_address,
-    match_domain,
-    normal_host,
     parse_fetch_url,
 )
 from reactr_wasm.capabilities.http_transport import REDIRECTS, Target, Transport, escape_target
+from reactr_wasm.capabilities.netrules import (
+    DestinationRefused,
+    check_address,
+    domain_refusal,
+    literal_address,
+    normal_host,
+)
 from reactr_wasm.errors import HostCallError
-from reactr_wasm.server.netrules import DestinationRefused, check_address
 
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 # The loop thread enforces the deadline; this margin only guards against a wedged loop.
@@ -251,7 +254,8 @@ class HttpClient:
         proxy = self._egress.proxy_for(parts.scheme, host, port)
         lookup = proxy is None or not rules.allow_private  # else nothing to check: the proxy resolves
         resolved, failure = await self._resolve(host, port, literal, lookup=lookup)
-        self._check_domain(host, normal_host(resolved.canonical_name))
+        if domain_refusal(host, rules.allowed_domains, rules.blocked_domains, aliases=[resolved.canonical_name]):
+            raise CapabilityError(DENIED + DOMAIN)
         if not resolved.addresses and lookup:
             reason = failure or "no such host"
             raise CapabilityError(f"{_operation(method, url)}: dial tcp: lookup {host}: {reason}")
@@ -289,15 +293,6 @@ class HttpClient:
             except DestinationRefused:
                 raise CapabilityError(DENIED + PRIVATE_RANGES) from None
         return resolved, failure
-
-    def _check_domain(self, host: str, canonical: str) -> None:
-        rules = self.rules
-        names = [host] if canonical in ("", host) else [host, canonical]
-        if rules.allowed_domains and not any(match_domain(normal_host(p), host) for p in rules.allowed_domains):
-            raise CapabilityError(DENIED + DOMAIN)
-        for name in names:
-            if any(match_domain(normal_host(p), name) for p in rules.blocked_domains):
-                raise CapabilityError(DENIED + DOMAIN)
 
     def close(self) -> None:
         """Close the pooled connections, and the loop if this client owns it; idempotent."""
@@ -357,7 +352,6 @@ __all__ = [
     "Resolved",
     "Resolver",
     "canonical_header",
-    "match_domain",
     "parse_fetch_url",
     "system_resolver",
 ]

@@ -6,6 +6,11 @@ own ``[runnables.NAME].capabilities``. Logging, request fields, response headers
 and ``run_job`` need no grant. A grant of a capability that is not configured
 (``static`` without a folder, ``db`` without a database) is refused at start.
 
+Each ``[capabilities.X]`` table is one settings class (a ``Section``: its rule
+table, its checks, whether it is ready, how it opens its backend) and one
+field of ``CapabilitiesConfig``; which capability uses which section, and the
+names a grant may hold, are ``capabilities/registry.py``.
+
     [capabilities]
     grant = ["cache"]
     [capabilities.http]              # fetch_url and graphql_query
@@ -39,10 +44,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from ..capabilities.db import QueryDef, QueryType
+from ..capabilities.cache import MemoryCache
+from ..capabilities.db import Database, QueryDef, QueryType, SQLiteDatabase
 from ..capabilities.http_rules import HttpRules
+from ..capabilities.registry import CAPABILITIES, NAMES
+from ..capabilities.static import StaticFiles
 from ..errors import ConfigError
 from .checks import (
     MASK,
@@ -64,20 +72,51 @@ from .checks import (
 )
 from .egress import EGRESS, EgressSettings, finish_egress, over_egress, redact_egress
 
-CAPABILITIES = ("http", "graphql", "cache", "static", "db")
+if TYPE_CHECKING:
+    from ..capabilities.cache import Cache
+    from ..capabilities.http_clients import HttpClients
 
 
 def grant_list(value: Any) -> list[str]:
+    """A list of capability names (``capabilities/registry.py``), each once."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise Invalid(f"must be a list of capability names ({', '.join(CAPABILITIES)})", value)
-    unknown = [item for item in value if item not in CAPABILITIES]
+        raise Invalid(f"must be a list of capability names ({', '.join(NAMES)})", value)
+    unknown = [item for item in value if item not in NAMES]
     if unknown:
-        raise Invalid(f"unknown capability {unknown[0]!r}; known: {', '.join(CAPABILITIES)}")
+        raise Invalid(f"unknown capability {unknown[0]!r}; known: {', '.join(NAMES)}")
     return list(dict.fromkeys(value))
 
 
+class Section:
+    """What every ``[capabilities.<section>]`` settings class below answers (a mixin of the dataclasses).
+
+    ``read`` checks the table; ``ready`` says whether a grant of the section's
+    capabilities can work (the config refuses the grant otherwise); ``open``
+    makes its backend, once per server and only when some runnable is granted
+    one of its capabilities (``compose.build_backends``); ``over`` lays a
+    runnable's own table of the section over it (``[runnables.NAME.http]``).
+    """
+
+    @classmethod
+    def read(cls, reader: Reader, key: str, raw: dict[str, Any], base: Path) -> Self:
+        """The checked table ``key``; problems are collected in ``reader``."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether a grant of this section's capabilities can work (else the config refuses the grant)."""
+        return True
+
+    def open(self) -> object:
+        """The section's backend; raises ConfigError when it cannot be opened."""
+        raise NotImplementedError
+
+    def over(self, overrides: dict[str, Any]) -> Self:
+        """These settings with a runnable's own keys of the section in place of the shared ones."""
+        return replace(self, **overrides)  # type: ignore[type-var]
+
+
 @dataclass
-class HttpSettings(EgressSettings):
+class HttpSettings(EgressSettings, Section):
     """Where ``fetch_url`` and ``graphql_query`` may go (Reactr's rules, plus limits), and how (``EgressSettings``)."""
 
     allowed_domains: list[str] = field(default_factory=list)  # empty: any domain not blocked
@@ -106,23 +145,66 @@ class HttpSettings(EgressSettings):
             max_redirects=self.max_redirects,
         )
 
+    @classmethod
+    def read(cls, reader: Reader, key: str, raw: dict[str, Any], base: Path) -> Self:
+        return cls(**read_http(reader, key, raw, base))
+
+    def open(self) -> HttpClients:
+        """The clients of ``http`` and ``graphql`` on one loop thread; their module loads aiohttp, so only now."""
+        from ..capabilities.http_clients import HttpClients
+
+        return HttpClients()
+
+    def over(self, overrides: dict[str, Any]) -> Self:
+        """Each key the runnable sets replaces the shared value whole (a ``resolve`` table too);
+        setting ``proxy`` or ``proxy_from_env`` clears the other."""
+        return replace(self, **over_egress(overrides))
+
 
 @dataclass
-class CacheSettings:
+class CacheSettings(Section):
     backend: Literal["memory", "redis"] = "memory"
     max_entries: int = 10_000  # memory backend: least recently used entries go first
     url: str | None = None  # redis backend: redis://[user:password@]host:port/db; secret
     namespace: str = "reactr"  # prefix of every key, so servers can share one Redis
 
+    @classmethod
+    def read(cls, reader: Reader, key: str, raw: dict[str, Any], base: Path) -> Self:
+        settings = cls(**reader.table(key, raw, CACHE))
+        if settings.backend == "redis" and not settings.url:
+            reader.problem(f"{key}.url", 'is required when backend = "redis"')
+        return settings
+
+    def open(self) -> Cache:
+        if self.backend == "redis":
+            from ..capabilities.redis_cache import RedisCache  # the redis package is optional
+
+            assert self.url is not None  # read() refuses redis without a url
+            return RedisCache(self.url, self.namespace)
+        return MemoryCache(self.max_entries)
+
 
 @dataclass
-class StaticSettings:
+class StaticSettings(Section):
     dir: Path | None = None  # the folder get_static_file reads from
     max_file_size: int = 16 * 1024 * 1024
 
+    @classmethod
+    def read(cls, reader: Reader, key: str, raw: dict[str, Any], base: Path) -> Self:
+        values = reader.table(key, raw, STATIC)
+        if "dir" in values:
+            values["dir"] = _path(base, values["dir"])
+        return cls(**values)
+
+    def ready(self) -> bool:
+        return self.dir is not None
+
+    def open(self) -> StaticFiles | None:
+        return StaticFiles(self.dir, max_bytes=self.max_file_size) if self.dir is not None else None
+
 
 @dataclass
-class DbSettings:
+class DbSettings(Section):
     path: Path | None = None  # SQLite file
     url: str | None = None  # PostgreSQL URL; secret
     max_connections: int = 4  # PostgreSQL
@@ -132,19 +214,51 @@ class DbSettings:
     def configured(self) -> bool:
         return self.path is not None or self.url is not None
 
+    @classmethod
+    def read(cls, reader: Reader, key: str, raw: dict[str, Any], base: Path) -> Self:
+        values = reader.table(key, {k: v for k, v in raw.items() if k != "queries"}, DB)
+        if "path" in values:
+            values["path"] = _path(base, values["path"])
+        settings = cls(**values)
+        if settings.path is not None and settings.url is not None:
+            reader.problem(key, "set either path (SQLite) or url (PostgreSQL), not both")
+        settings.queries = _queries(reader, key, raw.get("queries", []))
+        if settings.queries and not settings.configured:
+            reader.problem(key, "queries are declared but neither path nor url is set")
+        return settings
+
+    def ready(self) -> bool:
+        return self.configured
+
+    def open(self) -> Database | None:
+        """The database, every query compiled against its schema; raises ConfigError naming a bad query."""
+        if self.path is not None:
+            return SQLiteDatabase(self.path, self.queries)
+        if self.url is not None:
+            from ..capabilities.db_postgres import PostgresDatabase  # psycopg is optional
+
+            return PostgresDatabase(self.url, self.queries, max_connections=self.max_connections)
+        return None
+
 
 @dataclass
 class CapabilitiesConfig:
+    """``[capabilities]``: the default grant, and one settings field per section (named as its table)."""
+
     grant: list[str] = field(default_factory=lambda: ["cache"])
     http: HttpSettings = field(default_factory=HttpSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     static: StaticSettings = field(default_factory=StaticSettings)
     db: DbSettings = field(default_factory=DbSettings)
 
+    def sections(self) -> dict[str, Section]:
+        """Each ``[capabilities.<section>]`` table's settings, by section name: every field but ``grant``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "grant"}
+
     def redacted(self) -> dict[str, Any]:
         data: dict[str, Any] = {"grant": self.grant}
-        for name in ("http", "cache", "static", "db"):
-            data[name] = redact_settings(getattr(self, name))
+        for name, settings in self.sections().items():
+            data[name] = redact_settings(settings)
         return data
 
 
@@ -209,22 +323,16 @@ def read_capabilities(reader: Reader, raw: Any, base: Path) -> CapabilitiesConfi
     for key, value in raw.items():
         if not isinstance(value, dict):
             continue
-        if key == "http":
-            config.http = HttpSettings(**read_http(reader, "capabilities.http", value, base))
-        elif key == "cache":
-            config.cache = CacheSettings(**reader.table("capabilities.cache", value, CACHE))
-        elif key == "static":
-            config.static = _static(reader, value, base)
-        elif key == "db":
-            config.db = _db(reader, value, base)
-        else:
-            reader.problem(f"capabilities.{toml_key(key)}", "unknown table; known: http, cache, static, db")
-    if config.cache.backend == "redis" and not config.cache.url:
-        reader.problem("capabilities.cache.url", 'is required when backend = "redis"')
+        kind = SECTION_TYPES.get(key)
+        if kind is None:
+            reader.problem(f"capabilities.{toml_key(key)}", f"unknown table; known: {', '.join(SECTION_TYPES)}")
+            continue
+        setattr(config, key, kind.read(reader, f"capabilities.{key}", value, base))
     return config
 
 
 _GRANT = Rule(grant_list)
+SECTION_TYPES: dict[str, type[Section]] = {name: type(s) for name, s in CapabilitiesConfig().sections().items()}
 
 
 def read_http(reader: Reader, key: str, raw: Any, base: Path) -> dict[str, Any]:
@@ -236,27 +344,14 @@ def _path(base: Path, value: str) -> Path:
     return base / os.path.expanduser(value)
 
 
-def _static(reader: Reader, raw: dict[str, Any], base: Path) -> StaticSettings:
-    values = reader.table("capabilities.static", raw, STATIC)
-    if "dir" in values:
-        values["dir"] = _path(base, values["dir"])
-    return StaticSettings(**values)
-
-
-def _db(reader: Reader, raw: dict[str, Any], base: Path) -> DbSettings:
-    values = reader.table("capabilities.db", {k: v for k, v in raw.items() if k != "queries"}, DB)
-    if "path" in values:
-        values["path"] = _path(base, values["path"])
-    settings = DbSettings(**values)
-    if settings.path is not None and settings.url is not None:
-        reader.problem("capabilities.db", "set either path (SQLite) or url (PostgreSQL), not both")
-    queries = raw.get("queries", [])
+def _queries(reader: Reader, key: str, queries: Any) -> list[QueryDef]:
+    """The checked ``[[<key>.queries]]``; problems are collected in ``reader``."""
     if not isinstance(queries, list) or not all(isinstance(entry, dict) for entry in queries):
-        reader.problem("capabilities.db.queries", "must be an array of tables ([[capabilities.db.queries]])")
-        return settings
-    names: set[str] = set()
+        reader.problem(f"{key}.queries", f"must be an array of tables ([[{key}.queries]])")
+        return []
+    checked: list[QueryDef] = []
     for index, entry in enumerate(queries):
-        where = f"capabilities.db.queries[{index}]"
+        where = f"{key}.queries[{index}]"
         entry = dict(entry)
         if isinstance(entry.get("type"), str) and entry["type"].lower() in QUERY_TYPES:
             entry["type"] = QUERY_TYPES[entry["type"].lower()]
@@ -265,29 +360,27 @@ def _db(reader: Reader, raw: dict[str, Any], base: Path) -> DbSettings:
         except ConfigError as error:
             reader.problems.append(f"{reader.source}: {error}")
             continue
-        if query.name in names:
+        if any(query.name == seen.name for seen in checked):
             reader.problem(where, f"a query named {query.name!r} is declared twice")
-        names.add(query.name)
-        settings.queries.append(query)
-    if settings.queries and not settings.configured:
-        reader.problem("capabilities.db", "queries are declared but neither path nor url is set")
-    return settings
+        checked.append(query)
+    return checked
 
 
-def http_settings_for(config: CapabilitiesConfig, overrides: dict[str, Any]) -> HttpSettings:
-    """``[capabilities.http]`` with one runnable's ``[runnables.NAME.http]`` keys over it.
+def runnable_settings(config: CapabilitiesConfig, section: str, own: object) -> Section:
+    """``[capabilities.<section>]`` as one runnable sees it: its own table of the section laid over.
 
-    Each key the runnable sets replaces the shared value whole (a ``resolve``
-    table too); setting ``proxy`` or ``proxy_from_env`` clears the other.
+    ``own`` is the runnable's ``RunnableConfig``; its attribute named after the
+    section is that table (only ``http`` has one: ``[runnables.NAME.http]``).
     """
-    return replace(config.http, **over_egress(overrides)) if overrides else config.http
+    shared = config.sections()[section]
+    overrides = getattr(own, section, None)
+    return shared.over(overrides) if overrides else shared
 
 
 def check_grants(reader: Reader, config: CapabilitiesConfig, grants: dict[str, list[str]]) -> None:
-    """Refuse grants of capabilities that have nothing configured behind them."""
-    needs = {"static": config.static.dir is not None, "db": config.db.configured}
+    """Refuse grants of capabilities whose section is not ``ready`` (``db`` without a database, ...)."""
+    sections = config.sections()
     for where, granted in grants.items():
-        for capability, ready in needs.items():
-            if capability in granted and not ready:
-                section = f"[capabilities.{capability}]"
-                reader.problem(where, f"grants {capability!r} but {section} is not configured")
+        for spec in CAPABILITIES:
+            if spec.name in granted and not sections[spec.section].ready():
+                reader.problem(where, f"grants {spec.name!r} but [capabilities.{spec.section}] is not configured")

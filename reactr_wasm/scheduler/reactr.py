@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from ..capabilities.cache import Cache, MemoryCache
 from ..capabilities.grants import Capabilities
 from ..errors import JobTimeout, ReactrError, RunnableNotFound
-from ..wasm.context import RunControl
+from ..wasm.context import JobRunner, RunControl
 from ..wasm.engine import FreshPool, WasmEngine
 from ..wasm.instance import Limits
 from ..wasm.pool import Isolation
@@ -56,18 +56,19 @@ class RunnableObject(Protocol):
 class WasmTarget:
     interruptible = True  # the engine stops a guest at its deadline
 
-    def __init__(self, runnable: WasmRunnable) -> None:
+    def __init__(self, runnable: WasmRunnable, job_runner: JobRunner) -> None:
         self.runnable = runnable
         self.restartable = runnable.info.restartable
+        self.job_runner = job_runner  # the guest's run_job: this scheduler's, whoever else shares the engine
 
     def execute(self, job: Job, result: Result) -> Any:
         data = job.data
         payload = data if type(data) is bytes else job.payload()
         # job._id: an id nobody asked for yet is not worth making just for log lines
-        return self.runnable.run(payload, job._id or "", result.control)
+        return self.runnable.run(payload, job._id or "", result.control, self.job_runner)
 
     def call(self, payload: bytes, control: RunControl) -> Any:
-        return self.runnable.run(payload, "", control)
+        return self.runnable.run(payload, "", control, self.job_runner)
 
     def on_change(self, event: str) -> None:
         pass
@@ -129,7 +130,6 @@ class Reactr:
         if capabilities is None:
             capabilities = Capabilities(cache=cache or MemoryCache())
         self.engine = engine or WasmEngine(capabilities=capabilities, cache_dir=cache_dir, fresh_pool=fresh_pool)
-        self.engine.host.job_runner = self._run_nested
         self._workers: dict[str, Worker] = {}
         # Jobs submitted with an id, by id, for cancel(); an entry goes with its Result, so
         # nothing runs when a job finishes. Jobs without one never make an id here (~0.5 µs).
@@ -173,7 +173,11 @@ class Reactr:
             runnable = self.engine.load_file(
                 name, Path(runnable), limits=limits, isolation=isolation, capabilities=capabilities
             )
-        target = WasmTarget(runnable) if isinstance(runnable, WasmRunnable) else PythonTarget(self, runnable)
+        target: WasmTarget | PythonTarget
+        if isinstance(runnable, WasmRunnable):
+            target = WasmTarget(runnable, self._run_nested)
+        else:
+            target = PythonTarget(self, runnable)
         worker = Worker(
             name,
             target,

@@ -10,8 +10,9 @@ import time
 from time import perf_counter
 from typing import Any, Protocol
 
-from ..errors import InlineBudgetExceeded, JobTimeout, QueueFull, ReactrError
+from ..errors import JobTimeout, QueueFull, ReactrError
 from ..wasm.context import RunControl
+from ..wasm.runnable import InlineBudgetExceeded
 from .deadlines import DeadlineWatcher
 from .group import Group
 from .job import Job, JobStatus, Result

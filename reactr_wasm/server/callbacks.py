@@ -21,10 +21,11 @@ the raw request body, comparing in constant time, and refusing timestamps
 older than a few minutes (replays) - ``verify_signature`` (``reactr_wasm.signing``)
 does exactly that.
 
-Destinations pass ``netrules``: http(s) only (http refused unless
-``allow_http``), and private/loopback/link-local/... addresses refused unless
-``allow_private``, checked on the URL up front (``check``) and again on the
-address each connection actually uses.
+Destinations pass the rules guest HTTP obeys (``capabilities/netrules.py``):
+http(s) only (http refused unless ``allow_http``), the domain lists judged
+as ``fetch_url`` judges them, and private/loopback/link-local/... addresses
+refused unless ``allow_private``, checked on the URL up front (``check``)
+and again on the address each connection actually uses.
 """
 
 from __future__ import annotations
@@ -41,11 +42,10 @@ from yarl import URL
 
 from ..backends.records import ErrorKind, JobRecord
 from ..capabilities.egress_connector import egress_connector, proxy_router
-from ..capabilities.http_rules import match_domain
+from ..capabilities.netrules import DestinationRefused, canonical_url, check_url, domain_refusal, normal_host
 from ..config import CallbackConfig
 from ..scheduler.values import OCTET
 from ..signing import SIGNATURE_HEADER, sign, verify_signature
-from .netrules import DestinationRefused, canonical_url, check_url
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,11 @@ class Callbacks:
 
     def _check_domain(self, url: URL) -> None:
         """The domain rules of ``fetch_url``, on the callback's host name."""
-        host = (url.host or "").lower().rstrip(".")
-        if any(match_domain(pattern.lower(), host) for pattern in self.config.blocked_domains):
+        host = normal_host(url.raw_host or "")  # as the rules compare it, and as the refusal names it
+        refusal = domain_refusal(host, self.config.allowed_domains, self.config.blocked_domains)
+        if refusal == "blocked":
             raise DestinationRefused(f"{host}: the domain is blocked")
-        allowed = self.config.allowed_domains
-        if allowed and not any(match_domain(pattern.lower(), host) for pattern in allowed):
+        if refusal is not None:
             raise DestinationRefused(f"{host}: the domain is not in callbacks.allowed_domains")
 
     def deliver(self, url: URL, record: JobRecord) -> asyncio.Task[bool]:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 
 from ..capabilities.grants import NONE, Capabilities
 from ..errors import RunErr
 from .request import CoordinatedRequest
+
+# Runs a job by name for a guest's ``run_job`` and returns its output; raises ReactrError.
+# The scheduler running the calling job passes its own, so schedulers can share an engine.
+JobRunner = Callable[[str, bytes, "RunControl"], bytes]
 
 
 class JobContext:
@@ -20,6 +25,7 @@ class JobContext:
         "error",
         "ffi_vars",
         "ident",
+        "job_runner",
         "max_output",
         "output",
         "pending",
@@ -37,10 +43,11 @@ class JobContext:
         control: RunControl,
         max_output: int,
         capabilities: Capabilities = NONE,
+        job_runner: JobRunner | None = None,
     ) -> None:
         self.ident, self.runnable, self.result_id = ident, runnable, result_id
         self.request, self.control, self.max_output = request, control, max_output
-        self.capabilities = capabilities
+        self.capabilities, self.job_runner = capabilities, job_runner  # job_runner None: run_job refused
         self.output: bytes | None = None
         self.error: RunErr | None = None
         self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result

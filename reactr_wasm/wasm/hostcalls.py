@@ -7,6 +7,12 @@ closes Reactr's hole where a guest could guess another job's ident.
 
 Errors the guest causes are values (the ABI's codes) or, for pointers outside
 its memory, a trap that fails only this job (``GuestFault``).
+
+A job brings what its host calls may reach: its runnable's ``Capabilities``
+(a host function guarded by a capability, per ``capabilities/registry.py``,
+is refused when that field is None) and the ``job_runner`` of the scheduler
+that runs it, for ``run_job``. Nothing here is per engine, so any number of
+schedulers can share one.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from wasmtime import Linker
 from ..capabilities.cache import CacheMiss
 from ..capabilities.db import db_exec
 from ..capabilities.errors import CapabilityError
+from ..capabilities.registry import GUARDS
 from ..errors import HostCallError, ReactrError, RunErr
 from . import _raw
-from .context import JobContext, RunControl
+from .context import JobContext
 from .module import HOST_FUNCTIONS
 from .request import FieldError
 
@@ -31,8 +38,6 @@ log = logging.getLogger("reactr_wasm.guest")
 NOT_ENABLED = "capability is not enabled"
 MAX_CHAIN_DEPTH = 8  # run_job calls nested deeper than this fail (runaway recursion)
 
-# Runs a job by name for a guest and returns its output; raises ReactrError.
-JobRunner = Callable[[str, bytes, RunControl], bytes]
 LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
@@ -42,11 +47,10 @@ class _Current(threading.local):
 
 
 class HostCalls:
-    """The ``env`` functions; each job brings the capabilities of its runnable."""
+    """The ``env`` functions; each job brings the capabilities of its runnable and its job runner."""
 
     def __init__(self) -> None:
         self.current = _Current()
-        self.job_runner: JobRunner | None = None  # set by the scheduler that owns the engine
 
     # --- plumbing ------------------------------------------------------------
 
@@ -59,7 +63,7 @@ class HostCalls:
 
     def _table(self) -> dict[str, tuple[int, int, Callable[..., int | None]]]:
         """Every host function with its (params, results) from the ABI table in ``module.py``."""
-        return {name: (params, results, getattr(self, name)) for name, (params, results, _) in HOST_FUNCTIONS.items()}
+        return {name: (params, results, getattr(self, name)) for name, (params, results) in HOST_FUNCTIONS.items()}
 
     def _job(self, ident: int, function: str) -> JobContext | None:
         job = self.current.job
@@ -91,15 +95,20 @@ class HostCalls:
     def _pend_error(self, job: JobContext, message: str) -> int:
         return self._pend(job, message.encode(), True)
 
-    def _refuse(self, job: JobContext, function: str, capability: str) -> int:
+    def _refuse(self, job: JobContext, function: str) -> int:
+        """Log that ``function``'s capability is not granted and leave the ABI's refusal pending."""
+        self._log_refusal(job, function)
+        return self._pend_error(job, NOT_ENABLED)
+
+    @staticmethod
+    def _log_refusal(job: JobContext, function: str) -> None:
         log.warning(
             "%s by %s refused: capability %r is not granted",
             function,
             job.runnable,
-            capability,
+            GUARDS[function],
             extra={"runnable": job.runnable, "result_id": job.result_id},
         )
-        return self._pend_error(job, NOT_ENABLED)
 
     def _failed(self, job: JobContext, function: str, error: ReactrError) -> int:
         log.info("%s by %s failed: %s", function, job.runnable, error, extra={"runnable": job.runnable})
@@ -222,7 +231,7 @@ class HostCalls:
         key, value = self._read(key_ptr, key_len), self._read(val_ptr, val_len)
         cache = job.capabilities.cache
         if cache is None:
-            log.warning("cache_set by %s refused: capability 'cache' is not granted", job.runnable)
+            self._log_refusal(job, "cache_set")
             return -2
         try:
             cache.set(key, value, ttl)
@@ -240,7 +249,7 @@ class HostCalls:
             return -1
         cache = job.capabilities.cache
         if cache is None:
-            return self._refuse(job, "cache_get", "cache")
+            return self._refuse(job, "cache_get")
         try:
             return self._pend(job, cache.get(key))
         except CacheMiss:
@@ -264,12 +273,12 @@ class HostCalls:
         name, payload = self._text(name_ptr, name_len), self._read(data_ptr, data_len)
         if job.pending is not None:
             return -1
-        if self.job_runner is None:
+        if job.job_runner is None:
             return self._pend_error(job, "job chaining is not available in this host")
         if job.control.depth >= MAX_CHAIN_DEPTH:
             return self._pend_error(job, f"job chain depth limit ({MAX_CHAIN_DEPTH}) reached")
         try:
-            output = self.job_runner(name, payload, job.control)
+            output = job.job_runner(name, payload, job.control)
         except ReactrError as error:
             return self._pend_error(job, str(error))
         return self._pend(job, output)
@@ -285,7 +294,7 @@ class HostCalls:
             return -1
         client = job.capabilities.http
         if client is None:
-            return self._refuse(job, "fetch_url", "http")
+            return self._refuse(job, "fetch_url")
         try:
             return self._pend(job, client.fetch(method, url, body, timeout=job.control.remaining()))
         except HostCallError as error:  # bad method or header encoding: -2, nothing pending
@@ -303,7 +312,7 @@ class HostCalls:
             return -1
         client = job.capabilities.graphql
         if client is None:
-            return self._refuse(job, "graphql_query", "graphql")
+            return self._refuse(job, "graphql_query")
         try:
             return self._pend(job, client.query(endpoint, query, timeout=job.control.remaining()))
         except (CapabilityError, HostCallError) as error:
@@ -318,7 +327,7 @@ class HostCalls:
             return -1
         files = job.capabilities.static
         if files is None:
-            return self._refuse(job, "get_static_file", "static")
+            return self._refuse(job, "get_static_file")
         try:
             return self._pend(job, files.read(name))
         except CapabilityError as error:
@@ -334,8 +343,8 @@ class HostCalls:
             return -1
         variables, job.ffi_vars = job.ffi_vars, []  # the list is consumed by this call
         database = job.capabilities.db
-        if database is None:
-            log.warning("db_exec by %s refused: capability 'db' is not granted", job.runnable)
+        if database is None:  # db_exec answers Reactr's own refusal text, in its order of checks
+            self._log_refusal(job, "db_exec")
         try:
             return self._pend(job, db_exec(database, query_type, name, variables))
         except CapabilityError as error:

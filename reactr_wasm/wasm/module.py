@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from wasmtime import Engine, FuncType, MemoryType, Module, WasmtimeError
 
+from ..capabilities.registry import GUARDS
 from ..errors import ModuleError
 from .module_cache import ModuleCache as ModuleCache  # re-exported: the engine builds it with compile_module
 
@@ -13,25 +14,34 @@ from .module_cache import ModuleCache as ModuleCache  # re-exported: the engine 
 REQUIRED_EXPORTS = {"allocate": (1, 1), "run_e": (3, 0)}
 OPTIONAL_EXPORTS = {"deallocate": (2, 0), "_start": (0, 0), "init": (0, 0)}
 
-# env imports the engine links: (params, results), all i32, and the capability each one
-# belongs to (the grant names of the config, plus "log" and "request", which need none).
-HOST_FUNCTIONS: dict[str, tuple[int, int, str | None]] = {
-    "return_result": (3, 0, None),
-    "return_error": (4, 0, None),
-    "return_abort": (7, 0, None),
-    "get_ffi_result": (2, 1, None),
-    "add_ffi_var": (5, 1, "db"),
-    "log_msg": (4, 0, "log"),
-    "request_get_field": (4, 1, "request"),
-    "request_set_field": (6, 1, "request"),
-    "resp_set_header": (5, 0, "request"),
-    "cache_set": (6, 1, "cache"),
-    "cache_get": (3, 1, "cache"),
-    "fetch_url": (6, 1, "http"),
-    "graphql_query": (5, 1, "graphql"),
-    "get_static_file": (3, 1, "static"),
-    "db_exec": (4, 1, "db"),
-    "run_job": (5, 1, None),  # reactr-wasm's own extension: chain a job
+# env imports the engine links: (params, results), all i32 (reactr-abi.md §2).
+HOST_FUNCTIONS: dict[str, tuple[int, int]] = {
+    "return_result": (3, 0),
+    "return_error": (4, 0),
+    "return_abort": (7, 0),
+    "get_ffi_result": (2, 1),
+    "add_ffi_var": (5, 1),
+    "log_msg": (4, 0),
+    "request_get_field": (4, 1),
+    "request_set_field": (6, 1),
+    "resp_set_header": (5, 0),
+    "cache_set": (6, 1),
+    "cache_get": (3, 1),
+    "fetch_url": (6, 1),
+    "graphql_query": (5, 1),
+    "get_static_file": (3, 1),
+    "db_exec": (4, 1),
+    "run_job": (5, 1),  # reactr-wasm's own extension: chain a job
+}
+# What ``inspect`` lists an import under: the capability guarding it (the registry's
+# host functions), or one of the groups every runnable may use without a grant.
+# The rest (results, FFI results, run_job) is plumbing every runnable has.
+LABELS: dict[str, str] = {
+    "log_msg": "log",
+    "request_get_field": "request",
+    "request_set_field": "request",
+    "resp_set_header": "request",
+    **GUARDS,
 }
 SWIFT_EXTRA = 2  # the *_swift twins take two context registers after ident
 WASI_MODULES = {"wasi_snapshot_preview1", "wasi_unstable"}
@@ -91,7 +101,7 @@ def check_abi(module: Module) -> ModuleInfo:
         if item.module != "env" or base not in HOST_FUNCTIONS:
             problems.append(f"imports unknown function '{label}'")
             continue
-        params, results, capability = HOST_FUNCTIONS[base]
+        params, results = HOST_FUNCTIONS[base]
         wanted = (params + (SWIFT_EXTRA if name != base else 0), results)
         if _signature(item.type) != wanted:
             problems.append(
@@ -99,8 +109,8 @@ def check_abi(module: Module) -> ModuleInfo:
                 " the pre-v0.9 destination-buffer functions are not supported"
             )
             continue
-        if capability:
-            capabilities.add(capability)
+        if base in LABELS:
+            capabilities.add(LABELS[base])
     effects = {i.name.removesuffix("_swift") for i in module.imports if i.module == "env" and i.name} & SIDE_EFFECTS
     return ModuleInfo(sorted(exports), imports, sorted(capabilities), problems, restartable=not effects)
 

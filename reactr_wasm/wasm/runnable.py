@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from ..capabilities.grants import NONE, Capabilities
-from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
-from .context import JobContext, RunControl, Stop
+from ..errors import ExecutionError, JobCancelled, JobTimeout, RunErr
+from .context import JobContext, JobRunner, RunControl, Stop
 from .instance import Blueprint, Interrupted, SetupError
 from .module import ModuleInfo
 from .pool import FreshSlots, InstancePool, Isolation
@@ -19,6 +19,16 @@ from .request import CoordinatedRequest
 _idents = itertools.count(1)
 _IDENT_MASK = 0x7FFFFFFE
 _NO_DEADLINE = float("inf")
+
+
+class InlineBudgetExceeded(Exception):
+    """Internal control flow, never a job's outcome: a job run on the caller's thread
+    overran its budget and was stopped, to start again on a worker thread.
+
+    Raised by ``WasmRunnable.run`` and caught by the scheduler's worker, which
+    restarts the job. Not a ReactrError, so no handler of job errors can
+    mistake it for one; not part of the public API.
+    """
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,16 @@ class WasmRunnable:
         self.pool = InstancePool(plan, isolation, slots)
 
     def run(
-        self, payload: bytes, result_id: str = "", control: RunControl | None = None
+        self,
+        payload: bytes,
+        result_id: str = "",
+        control: RunControl | None = None,
+        job_runner: JobRunner | None = None,
     ) -> bytes | CoordinatedResponse:
-        """Run one job. Raises RunErr, ExecutionError, JobTimeout, JobCancelled, ModuleError."""
+        """Run one job; ``job_runner`` serves its ``run_job`` calls (None: they are refused).
+
+        Raises RunErr, ExecutionError, JobTimeout, JobCancelled, ModuleError.
+        """
         if control is None:
             control = RunControl()
         if control.deadline == _NO_DEADLINE:
@@ -62,6 +79,7 @@ class WasmRunnable:
             control,
             self.limits.max_result_bytes,
             self.capabilities,
+            job_runner,
         )
         try:
             instance = self.pool.acquire(control)  # a fresh instance starts under the job's control
