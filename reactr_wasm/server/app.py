@@ -52,6 +52,7 @@ CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
 
 REQUEST_ID = web.RequestKey("reactr_request_id", str)
+RESULT = web.RequestKey("reactr_result", Result)  # the job a request started or asked about, for the access log
 _REQUEST_IDS = itertools.count(1)
 _REQUEST_ID_PREFIX = secrets.token_hex(4) + "-"
 
@@ -222,6 +223,7 @@ class Server:
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
         key = request.headers.get("Idempotency-Key")
         result, new = self._start(name, body, key)
+        request[RESULT] = result
         if new:
             log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, result.id)
             if not result.done():
@@ -269,25 +271,28 @@ class Server:
             return value_response(self._outcome(result, request))
         if not stored:
             self.store.put(result)
+            request[RESULT] = result
         location = {"Location": f"/then/{result.id}"}
         return json_response({"resultId": result.id, "status": result.status.value}, 202, location)
 
     async def then(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
         wait = _seconds(request, "wait", self.max_wait)
-        result = self._find(result_id)
+        result = request[RESULT] = self._find(result_id)
         if not await wait_done(result, wait):
             return json_response({"resultId": result_id, "status": result.status.value}, 202)
         return value_response(self._outcome(result, request))
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self._find(_result_id(request)).status_dict())
+        result = request[RESULT] = self._find(_result_id(request))
+        return json_response(result.status_dict())
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
         result = self.store.forget(result_id)
         if result is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
+        request[RESULT] = result
         if result.cancel():
             log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), result.job.name, result_id)
         return web.Response(status=204)
