@@ -238,7 +238,7 @@ def test_slow_request_heads_are_cut_after_the_header_timeout(tmp_path: Path) -> 
 
 
 def test_a_trickled_body_is_cut_with_408_after_the_body_timeout(tmp_path: Path) -> None:
-    with reactr_server(tmp_path, "[server]\nbody_timeout = 1\n") as server:
+    with reactr_server(tmp_path, "[server]\nbody_timeout = 1\n[log]\naccess = true\n") as server:
         sock = server.connect()
         sock.sendall(b"POST /do/echo?then=true HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-body\r\n"
                      b"Content-Length: 100\r\n\r\n")  # fmt: skip
@@ -250,8 +250,8 @@ def test_a_trickled_body_is_cut_with_408_after_the_body_timeout(tmp_path: Path) 
         assert b"Connection: close" in answer and b'"code":408' in answer
         assert 0.9 < took < 4, took
         assert echo(server.client())[:2] == (200, b"hello joe")
-        log = server.wait_for_log('"slow-body"')
-        access = [line for line in log.splitlines() if '"slow-body"' in line]
+        log = server.wait_for_log("request_id=slow-body")
+        access = [line for line in log.splitlines() if "request_id=slow-body" in line]
         assert len(access) == 1 and '" 408 ' in access[0], access
         log = server.stop()
     assert "Traceback" not in log and " ERROR " not in log
