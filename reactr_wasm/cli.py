@@ -21,6 +21,7 @@ from .cli_tools import add_commands as add_tool_commands
 from .compose import build_backends, build_reactr, build_service, register_wasm
 from .config import Config, dump_toml, load_config, parse_size
 from .errors import ConfigError, ModuleError, ReactrError
+from .server.logformat import LOG_FORMATS, set_log_format, setup_logging
 from .wasm.runnable import CoordinatedResponse
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -51,12 +52,14 @@ Flags override the config file. Stop with Ctrl-C or SIGTERM: jobs in flight fini
 examples:
   reactr-wasm serve --dir runnables --port 9000
   reactr-wasm serve --config reactr.toml --print-config    show the effective config, secrets masked
+  reactr-wasm serve --log-format json | jq .              one JSON object per log line
   curl -X POST 'localhost:9000/do/hello-echo?then=true' -d 'my name is joe'
 
 config file (TOML; every key optional; relative paths are relative to the file): --config FILE,
 else DIR/reactr.toml when the served folder has one (the examples' grants their capabilities):
   runnables_dir = "runnables"
-  [server]            host, port, body_limit = "10MiB", result_ttl, auth_tokens = ["env(TOKEN)"]
+  [server]            host, port, body_limit = "10MiB", result_ttl, auth_tokens = ["env(TOKEN)"], loop
+  [log]               access = false, format = "text"|"json"
   [limits]            timeout = 10, memory = "256MiB", result_size = "16MiB", queue_size
   [capabilities]      grant = ["cache"]: what every runnable may use (http, graphql, cache, static, db)
   [capabilities.http] allowed_domains, blocked_domains, allow_private, proxy, ca_file, resolve, ...
@@ -137,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="port to listen on (default 8080)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload runnables when files change")
     serve.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, help="a log line per request (default: off; log.access)"
+    )
+    serve.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text lines, or one JSON object per line (default text; log.format)"
+    )
+    serve.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"],
+        help="event loop; auto: uvloop when installed, from reactr-wasm[fast] (default auto; server.loop)",
+    )  # fmt: skip
+    serve.add_argument(
         "--print-config", action="store_true", help="print the effective config (secrets masked) and exit"
     )
     serve.set_defaults(handler=cmd_serve, default_log_level="info")
@@ -198,18 +211,26 @@ def serve_config(args: argparse.Namespace) -> Config:
         config.server,
         host=args.host if args.host is not None else config.server.host,
         port=args.port if args.port is not None else config.server.port,
+        loop=args.loop or config.server.loop,
+    )
+    logs = replace(
+        config.log,
+        access=args.access_log if args.access_log is not None else config.log.access,
+        format=args.log_format or config.log.format,
     )
     directory = args.dir or config.runnables_dir or Path("runnables")
-    return replace(config, server=server, runnables_dir=directory.absolute())
+    return replace(config, server=server, log=logs, runnables_dir=directory.absolute())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.run import ListenError, serve  # aiohttp loads only for the server
+    from .server.run import ListenError, loop_factory, serve  # aiohttp loads only for the server
 
     config = serve_config(args)
     if args.print_config:
         sys.stdout.write(dump_toml(config.redacted()))
         return 0
+    set_log_format(config.log.format)
+    new_loop = loop_factory(config.server.loop)
     if config.runnables_dir is None or not config.runnables_dir.is_dir():
         raise UsageError(
             f"runnables folder {config.runnables_dir} does not exist: pass --dir DIR or set runnables_dir in --config"
@@ -217,7 +238,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("config: %s", config.source)
     service = build_service(config, watch=not args.no_watch)
     try:
-        asyncio.run(serve(service.reactr, config, app=service.app))
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(serve(service.reactr, config, app=service.app))
     except ListenError as error:
         raise UsageError(str(error)) from None
     finally:
@@ -344,8 +366,7 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``reactr-wasm`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    level = (args.log_level or args.default_log_level).upper()
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level or args.default_log_level)
     try:
         code: int = args.handler(args)
     except (UsageError, ConfigError) as error:

@@ -238,7 +238,7 @@ def test_slow_request_heads_are_cut_after_the_header_timeout(tmp_path: Path) -> 
 
 
 def test_a_trickled_body_is_cut_with_408_after_the_body_timeout(tmp_path: Path) -> None:
-    with reactr_server(tmp_path, "[server]\nbody_timeout = 1\n") as server:
+    with reactr_server(tmp_path, "[server]\nbody_timeout = 1\n[log]\naccess = true\n") as server:
         sock = server.connect()
         sock.sendall(b"POST /do/echo?then=true HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-body\r\n"
                      b"Content-Length: 100\r\n\r\n")  # fmt: skip
@@ -250,8 +250,8 @@ def test_a_trickled_body_is_cut_with_408_after_the_body_timeout(tmp_path: Path) 
         assert b"Connection: close" in answer and b'"code":408' in answer
         assert 0.9 < took < 4, took
         assert echo(server.client())[:2] == (200, b"hello joe")
-        log = server.wait_for_log('"slow-body"')
-        access = [line for line in log.splitlines() if '"slow-body"' in line]
+        log = server.wait_for_log("request_id=slow-body")
+        access = [line for line in log.splitlines() if "request_id=slow-body" in line]
         assert len(access) == 1 and '" 408 ' in access[0], access
         log = server.stop()
     assert "Traceback" not in log and " ERROR " not in log
@@ -302,17 +302,17 @@ def test_connections_over_the_cap_are_shed_newest_first_without_a_log_flood(tmp_
 
 
 def test_a_client_hanging_up_mid_upload_is_not_a_server_error(tmp_path: Path) -> None:
-    with reactr_server(tmp_path) as server:
+    with reactr_server(tmp_path, "[log]\naccess = true\n") as server:
         sock = server.connect()
         sock.sendall(b"POST /do/echo?then=true HTTP/1.1\r\nHost: x\r\nX-Request-Id: hangup-1\r\n"
                      b"Content-Length: 1000\r\n\r\n" + b"x" * 10)  # fmt: skip
         time.sleep(0.2)
         sock.close()
-        log = server.wait_for_log('"hangup-1"')
+        log = server.wait_for_log("request_id=hangup-1")
         assert echo(server.client())[:2] == (200, b"hello joe")
         log = server.stop()
     assert " ERROR " not in log and "Traceback" not in log, log
-    access = [line for line in log.splitlines() if '"hangup-1"' in line and "aiohttp.access" in line]
+    access = [line for line in log.splitlines() if "request_id=hangup-1" in line and "reactr_wasm.access" in line]
     assert len(access) == 1 and '" 499 ' in access[0], access  # nginx's "client closed request", not a 500
     assert "request hangup-1: the client closed the connection before sending its whole body" in log
 
@@ -324,6 +324,8 @@ auth_tokens = ["configured-token-1234"]
 secret = "callback-secret-5678"
 [capabilities.http.auth]
 "api.example.com" = "Bearer http-secret-9012"
+[log]
+access = true
 """
 
 
@@ -340,7 +342,7 @@ def test_a_malformed_header_is_one_warning_and_no_credential_reaches_the_log(tmp
         headers = {"Authorization": "Bearer configured-token-1234", "X-Request-Id": "leaky"}
         connection.request("POST", "/do/echo?then=true&token=configured-token-1234", body=b"x", headers=headers)
         assert connection.getresponse().status == 200
-        server.wait_for_log('"leaky"')
+        server.wait_for_log("request_id=leaky")
         log = server.stop()
     for secret in ("s3cr3t", "c00kie-value", "configured-token-1234", "callback-secret-5678", "http-secret-9012"):
         assert secret not in log, secret

@@ -67,6 +67,7 @@ __all__ = [
     "ConfigError",
     "Invalid",
     "LimitsConfig",
+    "LogConfig",
     "RunnableConfig",
     "ServerConfig",
     "dump_toml",
@@ -94,6 +95,7 @@ class ServerConfig:
     body_timeout: float = 60.0  # seconds for a whole request body to arrive, from the end of its head
     keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
     max_connections: int = 10_000  # open connections at most (fewer if the open-file limit is lower)
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"  # auto: uvloop when installed (extra [fast])
 
 
 @dataclass
@@ -103,6 +105,14 @@ class LimitsConfig:
     result_size: int = 16 * MIB  # bytes of output per job
     queue_size: int = 10_000  # queued jobs per runnable before 503
     fresh_instances: int | None = None  # isolation="fresh" instances at once; None: 2 x their pool sizes + 16
+
+
+@dataclass
+class LogConfig:
+    """``[log]``: what ``serve`` writes to stderr (server/logformat.py, server/access_log.py)."""
+
+    access: bool = False  # one line per request on the reactr_wasm.access logger, at INFO
+    format: Literal["text", "json"] = "text"  # json: one object per line, for every record
 
 
 @dataclass
@@ -142,6 +152,7 @@ class Config:
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
     capabilities: CapabilitiesConfig = field(default_factory=CapabilitiesConfig)
     runnables: dict[str, RunnableConfig] = field(default_factory=dict)
+    log: LogConfig = field(default_factory=LogConfig)
     runnables_dir: Path | None = None
     cache_dir: Path | None = None  # compiled-module cache; None: see compose.cache_dir_for
     source: str = "<defaults>"  # where this config came from, for messages
@@ -190,6 +201,7 @@ SERVER = {
     "body_timeout": Rule(seconds()),
     "keepalive_timeout": Rule(seconds()),
     "max_connections": Rule(integer(1)),
+    "loop": Rule(choice("auto", "asyncio", "uvloop")),
 }
 LIMITS = {
     "timeout": Rule(seconds()),
@@ -220,6 +232,10 @@ RUNNABLE = {
     "prewarm": Rule(boolean),
     "capabilities": Rule(grant_list),
 }
+LOG = {
+    "access": Rule(boolean),
+    "format": Rule(choice("text", "json")),
+}
 TOP_LEVEL = {"runnables_dir": Rule(path_string), "cache_dir": Rule(path_string)}
 
 # Top-level [section] -> (its dataclass, its rules); a new section is one line
@@ -228,6 +244,7 @@ SECTIONS: dict[str, tuple[type[Any], dict[str, Rule]]] = {
     "server": (ServerConfig, SERVER),
     "limits": (LimitsConfig, LIMITS),
     "callbacks": (CallbackConfig, CALLBACKS),
+    "log": (LogConfig, LOG),
 }
 
 

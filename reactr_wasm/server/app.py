@@ -66,6 +66,9 @@ CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
 
 REQUEST_ID = web.RequestKey("reactr_request_id", str)
+# (job name, result id) a request started or asked about, for the access log
+RESULT = web.RequestKey("reactr_job", tuple)
+
 def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
     async def refuse(request: web.Request) -> web.StreamResponse:
         raise HTTPError(status, message, headers)
@@ -233,6 +236,7 @@ class Server:
         callback = params.get("callback") or None
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
         record, new = await self.jobs.start(name, body, request.headers.get("Idempotency-Key"), url)
+        request[RESULT] = (name, record.id)
         if new:
             log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, record.id)
         if url is not None:
@@ -255,6 +259,7 @@ class Server:
         if await wait_done(result, self.max_wait):
             return value_response(self._outcome(result, request))
         await self.jobs.keep(running)
+        request[RESULT] = (result.job.name, result.id)
         location = {"Location": f"/then/{result.id}"}
         return json_response({"resultId": result.id, "status": result.status.value}, 202, location)
 
@@ -264,16 +269,20 @@ class Server:
         record = await self.store.wait(result_id, wait)
         if record is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
+        request[RESULT] = (record.runnable, result_id)
         return self._reply(request, record)
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        return json_response(self.jobs.live(await self._find(_result_id(request))).status_dict())
+        record = await self._find(_result_id(request))
+        request[RESULT] = (record.runnable, record.id)
+        return json_response(self.jobs.live(record).status_dict())
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         result_id = _result_id(request)
         record = await self.store.delete(result_id)
         if record is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
+        request[RESULT] = (record.runnable, result_id)
         if self.reactr.cancel(result_id):
             log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), record.runnable, result_id)
         return web.Response(status=204)

@@ -1,13 +1,19 @@
 """Secrets out of the log: a filter that masks credentials in every record a handler writes.
 
-Two kinds of text are masked, in the message, its arguments, the traceback
-and the stack of every record, aiohttp's and asyncio's included:
+Two kinds of text are masked, in the message, its arguments, the traceback,
+the stack and the string ``extra`` fields (what the JSON format writes) of
+every record, aiohttp's and asyncio's included:
 
 - the value of an ``Authorization``, ``Proxy-Authorization``, ``Cookie`` or
   ``Set-Cookie`` header, written as ``Name: value``, ``'Name': 'value'`` or
   ``name=value`` (header lines, header reprs, a parser error quoting a line);
 - every configured secret (``secret_values``) wherever it appears, e.g. a
   bearer token a client put in the URL, which the access log's request line shows.
+
+Most text holds neither, and the pattern is slow: ~14 µs on one access-log line
+here (measured on a busy machine). So ASCII text (nearly all of it) is first
+searched for the lowercased header names and secrets with ``in`` (~1 µs), and
+the pattern runs only on a hit.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
 from ..config import MASK, Config
+from .logformat import RECORD_ATTRIBUTES
 
 MIN_SECRET = 4  # characters; masking shorter values would mask ordinary words everywhere
 _CREDENTIAL_HEADERS = (
@@ -54,9 +61,25 @@ class Redactor(logging.Filter):
         kept = sorted({secret for secret in secrets if len(secret) >= MIN_SECRET}, key=len, reverse=True)
         alternatives = [_CREDENTIAL_HEADERS, *(re.escape(secret) for secret in kept)]
         self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+        # Every match holds one of these, lowercased. The pre-check is exact only for ASCII on both
+        # sides (IGNORECASE also equates the dotless i with "i"), so other text, or a non-ASCII secret, skips it.
+        needles = ["authorization", "cookie", *(secret.lower() for secret in kept)]
+        self._needles = needles if all(needle.isascii() for needle in needles) else None
 
     def redact(self, text: str) -> str:
-        return self._pattern.sub(self._mask, text)
+        """``text`` with credential header values and secrets masked; ``text`` itself when there is none."""
+        return text if self._clean(text) else self._pattern.sub(self._mask, text)
+
+    def _clean(self, text: str) -> bool:
+        """True when ``text`` has surely nothing to mask; False when it may have."""
+        needles = self._needles
+        if needles is None or not text.isascii():
+            return False
+        lowered = text.lower()
+        for needle in needles:  # noqa: SIM110  # a loop, not all(...): twice as fast for a few needles
+            if needle in lowered:
+                return False
+        return True
 
     @staticmethod
     def _mask(match: re.Match[str]) -> str:
@@ -78,4 +101,9 @@ class Redactor(logging.Filter):
             record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
+        fields = vars(record)
+        texts = {key: value for key in fields.keys() - RECORD_ATTRIBUTES if isinstance(value := fields[key], str)}
+        if texts and not self._clean("\n".join(texts.values())):  # one pre-check for all: most have nothing
+            for key, value in texts.items():
+                fields[key] = self.redact(value)
         return True

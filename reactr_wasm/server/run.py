@@ -1,4 +1,4 @@
-"""Running the app: a site on the configured address, signals, and a graceful drain."""
+"""Running the app: the event loop, a site on the configured address, the access log, signals, a graceful drain."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import errno
 import logging
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from ..config import Config, ServerConfig
+from ..errors import ConfigError
 from ..scheduler.reactr import Reactr
+from .access_log import ACCESS_LOGGER, STARTED, AccessLogger, write_waiting
 from .app import DO_PREFIX, SERVER, SHUTDOWN_GRACE, create_app
 from .connections import BACKLOG, Connections, connection_cap, raise_open_file_limit
 from .log_repeats import RepeatFilter
@@ -50,13 +53,17 @@ class _Runner(web.AppRunner):
         super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
         self._do = app[SERVER].guard(app[SERVER].do)
         self._limits, self._cap = limits, cap
+        self._timed = kwargs.get("access_log") is not None  # the access log's clock: see AccessLogger
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # starts the app; aiohttp's server with the handler arguments
         through_app = plain.request_handler
         do = self._do
+        timed, clock = self._timed, time.perf_counter
 
         async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+            if timed:
+                request[STARTED] = clock()
             path = request.path
             name = path[len(DO_PREFIX):]
             if request.method == "POST" and path.startswith(DO_PREFIX) and name and "/" not in name:
@@ -88,6 +95,7 @@ def _guarded_logs(config: Config) -> Iterator[None]:
     try:
         yield
     finally:
+        write_waiting()  # the access log's last lines, through the filters
         for handler, repeats in installed:
             repeats.flush(handler)
             handler.removeFilter(repeats)
@@ -115,7 +123,30 @@ def _log_urls(reactr: Reactr, runner: web.AppRunner) -> None:
     log.info("runnables:%s", lines or " none")
 
 
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-Id}o"'
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the event loop for ``server.loop``: uvloop's for "uvloop", and for "auto" when installed.
+
+    Raises ConfigError for "uvloop" when uvloop is not installed.
+    """
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError(
+                    "server.loop is \"uvloop\" but uvloop is not installed: pip install 'reactr-wasm[fast]'"
+                ) from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def _log_loop(loop: asyncio.AbstractEventLoop, choice: str) -> None:
+    if type(loop).__module__.startswith("uvloop"):
+        log.info("event loop: uvloop")
+    else:
+        hint = " (uvloop is not installed: pip install 'reactr-wasm[fast]' for it)" if choice == "auto" else ""
+        log.info("event loop: asyncio%s", hint)
 
 
 async def serve(
@@ -131,7 +162,9 @@ async def serve(
     Draining stops accepting connections, waits up to ``server.drain_timeout``
     seconds for jobs and callbacks in flight, cancels what is left and closes.
     The soft open-file limit is raised to the hard one; while serving, the root
-    logger's handlers mask secrets and cut floods of repeated warnings.
+    logger's handlers mask secrets and cut floods of repeated warnings; with
+    ``log.access``, each request is logged on ``reactr_wasm.access``
+    (``access_log.py``). Runs on the caller's event loop (see ``loop_factory``).
     Raises ListenError when the address cannot be listened on.
     """
     config = config if config is not None else Config()
@@ -146,12 +179,17 @@ async def _serve(
 ) -> None:  # fmt: skip
     app = app if app is not None else create_app(reactr, config)
     stop = shutdown_event if shutdown_event is not None else asyncio.Event()
+    access = logging.getLogger(ACCESS_LOGGER) if config.log.access else None
+    if access is None:
+        log.info("access log off (--access-log or [log] access = true: a line per request)")
     runner = _Runner(
         app, config.server, _connection_cap(config.server), handle_signals=False,
-        access_log_format=ACCESS_LOG_FORMAT, shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),
+        access_log=access, access_log_class=AccessLogger,
+        shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),
     )  # fmt: skip
-    await runner.setup()
     loop = asyncio.get_running_loop()
+    _log_loop(loop, config.server.loop)
+    await runner.setup()
     signals: list[signal.Signals] = []
     try:
         site = web.TCPSite(runner, config.server.host, config.server.port, backlog=BACKLOG)
