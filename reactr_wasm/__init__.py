@@ -13,10 +13,11 @@ from .errors import (
     RunErr,
     RunnableNotFound,
 )
+from .limits import Limits
 from .scheduler.job import Job, JobStatus, Result
-from .scheduler.reactr import Ctx, Reactr
+from .scheduler.reactr import Reactr
+from .scheduler.targets import Ctx
 from .wasm.engine import FreshPool, WasmEngine
-from .wasm.instance import Limits
 from .wasm.runnable import CoordinatedResponse, WasmRunnable
 
 __all__ = [

@@ -29,7 +29,7 @@ def address_space() -> int:
 def test_the_pool_reserves_address_space_for_its_slots_not_4_gib_each() -> None:
     before = address_space()
     with WasmEngine(fresh_pool=FreshPool(instances=8, memory_bytes=64 * MIB)) as engine:
-        echo = engine.load("echo", wat_module("echo"), isolation="fresh", limits=Limits(memory_bytes=64 * MIB))
+        echo = engine.load("echo", wat_module("echo"), isolation="fresh", limits=Limits(memory=64 * MIB))
         assert echo.run(b"joe") == b"hello joe"
         grown = address_space() - before
     # 8 slots of 64 MiB + wasmtime's 32 MiB guard, plus code, tables and the ticker's stack;
@@ -39,7 +39,7 @@ def test_the_pool_reserves_address_space_for_its_slots_not_4_gib_each() -> None:
 
 def test_fresh_instances_are_capped_by_their_memory_limit_inside_the_pool() -> None:
     with WasmEngine(fresh_pool=FreshPool(instances=4, memory_bytes=64 * MIB)) as engine:
-        bomb = engine.load("bomb", wat_module("memory-bomb"), isolation="fresh", limits=Limits(memory_bytes=4 * MIB))
+        bomb = engine.load("bomb", wat_module("memory-bomb"), isolation="fresh", limits=Limits(memory=4 * MIB))
         assert bomb.run(b"") == b"grew"  # memory.grow failed at the runnable's limit, not the slot's
 
 
@@ -47,7 +47,7 @@ def test_a_memory_limit_larger_than_the_slots_is_refused_at_load() -> None:
     pool = FreshPool(instances=4, memory_bytes=64 * MIB)
     over = r"runnable 'echo': memory limit of 134217728 bytes .*FreshPool"
     with WasmEngine(fresh_pool=pool) as engine, pytest.raises(ConfigError, match=over):
-        engine.load("echo", wat_module("echo"), isolation="fresh", limits=Limits(memory_bytes=128 * MIB))
+        engine.load("echo", wat_module("echo"), isolation="fresh", limits=Limits(memory=128 * MIB))
 
 
 def test_a_full_pool_is_a_clear_error_and_frees_up_again() -> None:

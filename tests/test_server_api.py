@@ -36,7 +36,7 @@ def server_config() -> Config:
 
 
 def wasm(reactr: Reactr, name: str, module: str | None = None, *, timeout: float = 10.0, **options: Any) -> None:
-    runnable = reactr.engine.load(name, wat_module(module or name), limits=Limits(timeout_seconds=timeout))
+    runnable = reactr.engine.load(name, wat_module(module or name), limits=Limits(timeout=timeout))
     reactr.register(name, runnable, **options)
 
 

@@ -11,10 +11,11 @@ from wasmtime import Config, Engine, Linker
 from ..capabilities.cache import Cache
 from ..capabilities.grants import Capabilities
 from ..errors import ConfigError
+from ..limits import Limits
 from . import _raw, _store
 from .driver import Drivers
 from .hostcalls import HostCalls
-from .instance import Blueprint, Limits
+from .instance import Blueprint
 from .module import ModuleCache, compile_module
 from .pool import FreshSlots, Isolation
 from .runnable import WasmRunnable
@@ -135,9 +136,9 @@ class WasmEngine:
         limits = limits or Limits()
         slots: FreshSlots | None = None
         if isolation == "fresh":
-            if limits.memory_bytes > self.fresh_pool.memory_bytes:
+            if limits.memory > self.fresh_pool.memory_bytes:
                 raise ConfigError(
-                    f"{label}: memory limit of {limits.memory_bytes} bytes is over the "
+                    f"{label}: memory limit of {limits.memory} bytes is over the "
                     f"{self.fresh_pool.memory_bytes} bytes of a fresh instance (FreshPool.memory_bytes)"
                 )
             runtime, slots = self._fresh_runtime()

@@ -52,7 +52,7 @@ class WasmRunnable:
         if control is None:
             control = RunControl()
         if control.deadline == _NO_DEADLINE:
-            control.deadline = time.monotonic() + self.limits.timeout_seconds
+            control.deadline = time.monotonic() + self.limits.timeout
         request = CoordinatedRequest.from_payload(payload)
         job = JobContext(
             next(_idents) & _IDENT_MASK,
@@ -60,7 +60,7 @@ class WasmRunnable:
             result_id,
             request,
             control,
-            self.limits.max_result_bytes,
+            self.limits.result_size,
             self.capabilities,
         )
         try:
