@@ -179,7 +179,7 @@ def fresh_pool_for(config: Config) -> FreshPool:
     if instances is None:
         instances = 2 * sum(config.runnable(name).pool_size for name in fresh) + FRESH_HEADROOM
     memory = max([config.limits.memory, *(limits_for(config, name).memory for name in fresh)])
-    return FreshPool(instances=instances, memory_bytes=memory)
+    return FreshPool(instances=instances, memory=memory)
 
 
 def build_reactr(config: Config, backends: Backends | None = None) -> Reactr:
