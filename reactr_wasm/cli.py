@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import logging
 import sys
@@ -16,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .cli_client import add_commands as add_client_commands
 from .cli_tools import add_commands as add_tool_commands
 from .compose import build_backends, build_reactr, build_service, register_wasm
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reactr-wasm", description=DESCRIPTION, epilog=EPILOG, formatter_class=formatter
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="what to log to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -169,13 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_tool_commands(commands, common)
     add_client_commands(commands, common)
     return parser
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("reactr-wasm")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------
