@@ -401,7 +401,7 @@ async def test_create_app_works_with_default_config(reactr: Reactr) -> None:
 
 
 async def test_jobs_batched_in_one_loop_turn_each_get_their_own_answer(reactr: Reactr, start: Start) -> None:
-    """then=true jobs of proven-fast runnables run back to back after the loop turn (Server._run_soon)."""
+    """then=true jobs of proven-fast runnables run back to back after the loop turn (fastpath.ThenBatch)."""
     from reactr_wasm.scheduler.worker import FAST_STREAK
 
     wasm(reactr, "echo")

@@ -9,15 +9,15 @@ import logging
 import os
 import signal
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from ..config import Config, ServerConfig
 from ..scheduler.reactr import Reactr
-from .app import DO_PREFIX, SERVER, SHUTDOWN_GRACE, create_app
-from .connections import BACKLOG, Connections, connection_cap, raise_open_file_limit
+from .app import SHUTDOWN_GRACE, create_app
+from .connections import BACKLOG, connection_cap, raise_open_file_limit
+from .fastpath import DO_PREFIX, FastPathRunner
 from .log_repeats import RepeatFilter
 from .redaction import Redactor, secret_values
 
@@ -35,41 +35,6 @@ class ListenError(OSError):
 
     def __str__(self) -> str:
         return self.message
-
-
-class _Runner(web.AppRunner):
-    """An AppRunner whose server hands ``POST /do/{job}`` straight to its route.
-
-    aiohttp's Application routing (resolve, match info, middleware checks)
-    costs ~15 µs per request here — more than the Wasm job it routes to. The
-    hottest route skips it; every other request goes through the app as usual.
-    Its connections have deadlines and a cap (``connections.py``).
-    """
-
-    def __init__(self, app: web.Application, limits: ServerConfig, cap: int, **kwargs: Any) -> None:
-        super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
-        self._do = app[SERVER].guard(app[SERVER].do)
-        self._limits, self._cap = limits, cap
-
-    async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()  # starts the app; aiohttp's server with the handler arguments
-        through_app = plain.request_handler
-        do = self._do
-
-        async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-            path = request.path
-            name = path[len(DO_PREFIX):]
-            if request.method == "POST" and path.startswith(DO_PREFIX) and name and "/" not in name:
-                return await do(request)  # type: ignore[arg-type]
-            return await through_app(request)
-
-        # Same server, our connection class: plain._kwargs are the handler arguments aiohttp gathered
-        # (access log, keep-alive, the app's handler_args); it has no public getter for them.
-        return Connections(
-            dispatch, header_timeout=self._limits.header_timeout, body_timeout=self._limits.body_timeout,
-            cap=self._cap, request_factory=plain.request_factory, handler_cancellation=plain.handler_cancellation,
-            loop=asyncio.get_running_loop(), **plain._kwargs,
-        )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -146,7 +111,7 @@ async def _serve(
 ) -> None:  # fmt: skip
     app = app if app is not None else create_app(reactr, config)
     stop = shutdown_event if shutdown_event is not None else asyncio.Event()
-    runner = _Runner(
+    runner = FastPathRunner(
         app, config.server, _connection_cap(config.server), handle_signals=False,
         access_log_format=ACCESS_LOG_FORMAT, shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),
     )  # fmt: skip
