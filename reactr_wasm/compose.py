@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from .backends.memory_results import MemoryResultStore
 from .backends.results import ResultStore
 from .capabilities.cache import Cache, MemoryCache
-from .capabilities.db import Database, SQLiteDatabase
+from .capabilities.db import Database
+from .capabilities.db_sqlite import SQLiteDatabase
 from .capabilities.egress import Egress
 from .capabilities.grants import Capabilities
 from .capabilities.graphql import GraphQLClient

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 
 from reactr_wasm import ExecutionError, RunErr, WasmEngine
 from reactr_wasm.capabilities.cache import MemoryCache
-from reactr_wasm.capabilities.db import QueryDef, QueryType, SQLiteDatabase
+from reactr_wasm.capabilities.db import QueryDef, QueryType
+from reactr_wasm.capabilities.db_sqlite import SQLiteDatabase
 from reactr_wasm.capabilities.grants import Capabilities
 from reactr_wasm.capabilities.static import StaticFiles
 from reactr_wasm.config import (
