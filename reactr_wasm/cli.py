@@ -21,7 +21,7 @@ from .cli_tools import add_commands as add_tool_commands
 from .compose import build_backends, build_reactr, build_service, register_wasm
 from .config import Config, dump_toml, load_config, parse_size
 from .errors import ConfigError, ModuleError, ReactrError
-from .wasm.runnable import CoordinatedResponse
+from .scheduler.values import value_bytes
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -188,7 +188,7 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.run import ListenError, serve  # aiohttp loads only for the server
+    from .server.run import ListenError, serve  # the HTTP server loads only for serve
 
     config = serve_config(args)
     if args.print_config:
@@ -252,8 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ReactrError as error:
             _error(f"runnable '{name}' failed: {error}")
             return EXIT_FAILED
-    output = value.output if isinstance(value, CoordinatedResponse) else value
-    sys.stdout.buffer.write(output if isinstance(output, bytes) else str(output).encode())
+    sys.stdout.buffer.write(value_bytes(value))  # a request job's output without its headers
     sys.stdout.flush()
     return 0
 

@@ -246,7 +246,7 @@ def build_store(config: Config) -> ResultStore:
 
 def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = None) -> web.Application:
     """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
-    from .server.app import create_app  # aiohttp loads only for the server, not for `run`
+    from .server.app import create_app  # the routes load only for serve, not for `run`
 
     app = create_app(reactr, config, store=build_store(config))
     if folder is not None:

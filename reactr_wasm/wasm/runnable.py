@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from ..capabilities.grants import NONE, Capabilities
-from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout, RunErr
+from ..errors import ExecutionError, InlineBudgetExceeded, JobCancelled, JobTimeout
 from .context import JobContext, RunControl, Stop
 from .instance import Blueprint, Interrupted, SetupError
 from .module import ModuleInfo
@@ -97,4 +97,4 @@ class WasmRunnable:
         self.pool.close()
 
 
-__all__ = ["CoordinatedResponse", "RunErr", "WasmRunnable"]
+__all__ = ["CoordinatedResponse", "WasmRunnable"]
