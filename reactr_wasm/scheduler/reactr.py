@@ -213,7 +213,7 @@ class Reactr:
         wait for the value (the server's ``?then=true``).
         """
         worker = self.worker(name)
-        payload = data if type(data) is bytes else Job(name, data).payload()
+        payload = data if type(data) is bytes else Job(name, data).payload()  # the server's bodies: no Job made
         return worker.run_now(payload)
 
     def schedule(self, schedule: Schedule) -> None:
