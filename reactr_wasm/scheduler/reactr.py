@@ -295,4 +295,3 @@ class Reactr:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
