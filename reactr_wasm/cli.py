@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import logging
 import sys
@@ -16,13 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .cli_client import add_commands as add_client_commands
 from .cli_tools import add_commands as add_tool_commands
 from .compose import build_backends, build_reactr, build_service, register_wasm
 from .config import Config, dump_toml, load_config, parse_size
 from .errors import ConfigError, ModuleError, ReactrError
+from .scheduler.values import value_bytes
 from .server.logformat import LOG_FORMATS, set_log_format, setup_logging
-from .wasm.runnable import CoordinatedResponse
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reactr-wasm", description=DESCRIPTION, epilog=EPILOG, formatter_class=formatter
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="what to log to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -187,13 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("reactr-wasm")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 # ---------------------------------------------------------------------------
 # serve
 
@@ -223,7 +216,7 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.run import ListenError, loop_factory, serve  # aiohttp loads only for the server
+    from .server.run import ListenError, loop_factory, serve  # the HTTP server loads only for serve
 
     config = serve_config(args)
     if args.print_config:
@@ -291,8 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ReactrError as error:
             _error(f"runnable '{name}' failed: {error}")
             return EXIT_FAILED
-    output = value.output if isinstance(value, CoordinatedResponse) else value
-    sys.stdout.buffer.write(output if isinstance(output, bytes) else str(output).encode())
+    sys.stdout.buffer.write(value_bytes(value))  # a request job's output without its headers
     sys.stdout.flush()
     return 0
 

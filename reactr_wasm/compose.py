@@ -31,10 +31,10 @@ from .capabilities.registry import CAPABILITIES, NAMES
 from .config import Config
 from .config.capabilities import Section, runnable_settings
 from .errors import ConfigError
+from .limits import Limits
 from .scheduler.reactr import Reactr
 from .server.watch import RunnableFolder
 from .wasm.engine import FreshPool
-from .wasm.instance import Limits
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -58,9 +58,9 @@ def limits_for(config: Config, name: str) -> Limits:
     """The limits of runnable ``name``: its ``[runnables.NAME]`` overrides, else ``[limits]``."""
     own, common = config.runnable(name), config.limits
     return Limits(
-        timeout_seconds=own.timeout if own.timeout is not None else common.timeout,
-        memory_bytes=own.memory if own.memory is not None else common.memory,
-        max_result_bytes=own.result_size if own.result_size is not None else common.result_size,
+        timeout=own.timeout if own.timeout is not None else common.timeout,
+        memory=own.memory if own.memory is not None else common.memory,
+        result_size=own.result_size if own.result_size is not None else common.result_size,
     )
 
 
@@ -154,8 +154,8 @@ def fresh_pool_for(config: Config) -> FreshPool:
     instances = config.limits.fresh_instances
     if instances is None:
         instances = 2 * sum(config.runnable(name).pool_size for name in fresh) + FRESH_HEADROOM
-    memory = max([config.limits.memory, *(limits_for(config, name).memory_bytes for name in fresh)])
-    return FreshPool(instances=instances, memory_bytes=memory)
+    memory = max([config.limits.memory, *(limits_for(config, name).memory for name in fresh)])
+    return FreshPool(instances=instances, memory=memory)
 
 
 def build_reactr(config: Config, backends: Backends | None = None) -> Reactr:
@@ -199,8 +199,7 @@ def register_wasm(
         name,
         runnable,
         pool_size=own.pool_size,
-        timeout=limits.timeout_seconds,
-        max_queue=own.queue_size if own.queue_size is not None else config.limits.queue_size,
+        queue_size=own.queue_size if own.queue_size is not None else config.limits.queue_size,
         prewarm=own.prewarm,
     )
 
@@ -224,7 +223,7 @@ def build_store(config: Config) -> ResultStore:
 
 def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = None) -> web.Application:
     """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
-    from .server.app import create_app  # aiohttp loads only for the server, not for `run`
+    from .server.app import create_app  # the routes load only for serve, not for `run`
 
     app = create_app(reactr, config, store=build_store(config))
     if folder is not None:

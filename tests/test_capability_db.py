@@ -11,8 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reactr_wasm.capabilities.db import Database, QueryDef, QueryType, SQLiteDatabase, db_exec
+from reactr_wasm.capabilities.db import Database, QueryDef, QueryType, db_exec
 from reactr_wasm.capabilities.db_postgres import PostgresDatabase
+from reactr_wasm.capabilities.db_sqlite import SQLiteDatabase
 from reactr_wasm.capabilities.errors import CapabilityError
 from reactr_wasm.errors import ConfigError
 from tests.services import Service, postgres_server

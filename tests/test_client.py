@@ -372,7 +372,7 @@ def test_a_body_over_the_limit_is_rejected_with_413(reactr: Reactr, serve: Any, 
 
 
 def test_a_full_queue_is_server_unavailable_with_retry_after(reactr: Reactr, serve: Any, connect: Any) -> None:
-    wasm(reactr, "loop", "infinite-loop", timeout=30, pool_size=1, max_queue=1)
+    wasm(reactr, "loop", "infinite-loop", timeout=30, pool_size=1, queue_size=1)
     client = connect(serve())
     running = client.do_async("loop")
     wait_status(client, running, "running")

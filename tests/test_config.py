@@ -24,7 +24,7 @@ from reactr_wasm.config import (
 )
 from reactr_wasm.config import capabilities as capconf
 from reactr_wasm.errors import ConfigError
-from reactr_wasm.wasm.instance import Limits
+from reactr_wasm.limits import Limits
 
 FULL = """
 runnables_dir = "runnables"
@@ -110,10 +110,8 @@ def test_an_empty_file_means_the_defaults(tmp_path: Path) -> None:
 
 def test_per_runnable_overrides_fall_back_to_global_limits(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL), env=ENV)
-    assert limits_for(config, "hello-echo") == Limits(
-        timeout_seconds=0.5, memory_bytes=10_000_000, max_result_bytes=4096
-    )
-    assert limits_for(config, "resize") == Limits(timeout_seconds=2.5, memory_bytes=64 * MIB, max_result_bytes=32 * MIB)
+    assert limits_for(config, "hello-echo") == Limits(timeout=0.5, memory=10_000_000, result_size=4096)
+    assert limits_for(config, "resize") == Limits(timeout=2.5, memory=64 * MIB, result_size=32 * MIB)
     assert cache_dir_for(config) == Path("/var/cache/reactr")
     assert cache_dir_for(Config(runnables_dir=Path("/srv/r"))) == Path("/srv/r/.reactr-cache")
     assert cache_dir_for(Config()) is None

@@ -77,7 +77,7 @@ def test_request_mode_reads_body_and_returns_headers(engine: WasmEngine) -> None
 
 
 def test_timeout_stops_the_guest_and_the_next_job_runs(engine: WasmEngine) -> None:
-    looping = engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=0.3))
+    looping = engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout=0.3))
     started = time.monotonic()
     with pytest.raises(Exception, match="job timeout"):
         looping.run(b"")
@@ -88,7 +88,7 @@ def test_timeout_stops_the_guest_and_the_next_job_runs(engine: WasmEngine) -> No
 
 
 def test_cancel_interrupts_a_running_guest(engine: WasmEngine) -> None:
-    looping = engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=30))
+    looping = engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout=30))
     control = RunControl()
     threading.Timer(0.2, lambda: setattr(control, "cancelled", True)).start()
     started = time.monotonic()

@@ -15,7 +15,7 @@ MIB = 1024 * 1024
 
 
 def test_infinite_loop_times_out_and_the_worker_keeps_serving(reactr: Reactr) -> None:
-    reactr.register("loop", reactr.engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=0.3)))
+    reactr.register("loop", reactr.engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout=0.3)))
     reactr.register("echo", reactr.engine.load("echo", wat_module("echo")))
     started = time.monotonic()
     with pytest.raises(JobTimeout):
@@ -27,7 +27,7 @@ def test_infinite_loop_times_out_and_the_worker_keeps_serving(reactr: Reactr) ->
 
 
 def test_memory_bomb_is_capped(engine: WasmEngine) -> None:
-    limits = Limits(memory_bytes=4 * MIB)
+    limits = Limits(memory=4 * MIB)
     assert engine.load("bomb", wat_module("memory-bomb"), limits=limits).run(b"") == b"grew"
     with pytest.raises(ExecutionError, match="unreachable"):
         engine.load("bomb-trap", wat_module("memory-bomb-trap"), limits=limits).run(b"")

@@ -77,7 +77,7 @@ def test_a_stop_around_run_e_is_the_jobs_stop(engine: WasmEngine, isolation: str
 def test_a_start_slower_than_the_timeout_refuses_the_module_at_load(engine: WasmEngine, isolation: str) -> None:
     too_slow = r"runnable 'slow-start': did not start within 0.02 s \(the runnable's timeout\)"
     with pytest.raises(ModuleError, match=too_slow):
-        engine.load("slow-start", wat_module("slow-start"), limits=Limits(timeout_seconds=0.02), isolation=isolation)  # type: ignore[arg-type]
+        engine.load("slow-start", wat_module("slow-start"), limits=Limits(timeout=0.02), isolation=isolation)  # type: ignore[arg-type]
 
 
 def slow_fresh(reactr: Reactr) -> WasmRunnable:

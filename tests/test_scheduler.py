@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ from .conftest import wat_module
 
 
 def looping(reactr: Reactr, timeout: float) -> object:
-    return reactr.engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout_seconds=timeout))
+    return reactr.engine.load("loop", wat_module("infinite-loop"), limits=Limits(timeout=timeout))
 
 
 def test_result_ids_are_24_random_symbols() -> None:
@@ -98,7 +99,7 @@ def test_cancel_queued_and_running_jobs(reactr: Reactr) -> None:
 
 
 def test_queue_bound(reactr: Reactr) -> None:
-    reactr.register("loop", looping(reactr, 0.3), max_queue=2)  # type: ignore[arg-type]
+    reactr.register("loop", looping(reactr, 0.3), queue_size=2)  # type: ignore[arg-type]
     accepted = []
     with pytest.raises(QueueFull, match="queue is full"):
         for _ in range(10):
@@ -106,6 +107,31 @@ def test_queue_bound(reactr: Reactr) -> None:
     assert 2 <= len(accepted) <= 3
     for result in accepted:
         result.cancel()
+
+
+def test_a_wasm_path_takes_its_timeout_from_limits_or_timeout(reactr: Reactr, tmp_path: Path) -> None:
+    path = tmp_path / "loop.wasm"
+    path.write_bytes(wat_module("infinite-loop"))
+    reactr.register("by-limits", path, limits=Limits(timeout=0.2))
+    reactr.register("by-timeout", path, limits=Limits(timeout=60), timeout=0.2)  # timeout= replaces limits.timeout
+    for name in ("by-limits", "by-timeout"):
+        started = time.monotonic()
+        with pytest.raises(JobTimeout):
+            reactr.do(name, b"").then(timeout=10)
+        assert time.monotonic() - started < 5
+
+
+def test_limits_for_a_runnable_that_is_not_a_path_are_refused(reactr: Reactr) -> None:
+    """A loaded module keeps the limits it was loaded with; Python code takes timeout= only."""
+    loaded = reactr.engine.load("echo", wat_module("echo"))
+    with pytest.raises(ValueError, match="keeps the limits it was loaded with"):
+        reactr.register("echo", loaded, limits=Limits(timeout=1))
+    with pytest.raises(ValueError, match="keeps the limits it was loaded with"):
+        reactr.register("echo", loaded, timeout=1)
+    with pytest.raises(ValueError, match="a Python runnable takes timeout="):
+        reactr.register("py", lambda job, ctx: None, limits=Limits(timeout=1))
+    assert not reactr.has("echo") and not reactr.has("py")
+    loaded.close()
 
 
 def test_replacing_a_runnable_lets_running_jobs_finish_on_the_old_version(reactr: Reactr) -> None:
@@ -143,7 +169,7 @@ def test_awaiting_many_results_from_worker_threads() -> None:
 def test_a_fast_runnable_turning_slow_holds_the_caller_only_for_the_inline_budget(reactr: Reactr) -> None:
     from reactr_wasm.scheduler.worker import INLINE_BUDGET_SECONDS
 
-    reactr.register("slow", reactr.engine.load("slow", wat_module("slow"), limits=Limits(timeout_seconds=10)))
+    reactr.register("slow", reactr.engine.load("slow", wat_module("slow"), limits=Limits(timeout=10)))
     for _ in range(FAST_STREAK + 1):
         reactr.do("slow", b"1000").then(timeout=5)
     assert reactr.do("slow", b"1000").done()  # now inline

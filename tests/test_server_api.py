@@ -36,7 +36,7 @@ def server_config() -> Config:
 
 
 def wasm(reactr: Reactr, name: str, module: str | None = None, *, timeout: float = 10.0, **options: Any) -> None:
-    runnable = reactr.engine.load(name, wat_module(module or name), limits=Limits(timeout_seconds=timeout))
+    runnable = reactr.engine.load(name, wat_module(module or name), limits=Limits(timeout=timeout))
     reactr.register(name, runnable, **options)
 
 
@@ -401,7 +401,7 @@ async def test_create_app_works_with_default_config(reactr: Reactr) -> None:
 
 
 async def test_jobs_batched_in_one_loop_turn_each_get_their_own_answer(reactr: Reactr, start: Start) -> None:
-    """then=true jobs of proven-fast runnables run back to back after the loop turn (Server._run_soon)."""
+    """then=true jobs of proven-fast runnables run back to back after the loop turn (fastpath.ThenBatch)."""
     from reactr_wasm.scheduler.worker import FAST_STREAK
 
     wasm(reactr, "echo")

@@ -165,7 +165,7 @@ async def test_results_expire_after_the_ttl_even_if_nobody_reads_them(reactr: Re
 
 
 async def test_a_full_queue_is_503_with_retry_after(reactr: Reactr, start: Start) -> None:
-    wasm(reactr, "slow", pool_size=1, max_queue=1)
+    wasm(reactr, "slow", pool_size=1, queue_size=1)
     client = await start()
     running = await post(client, "slow", LONG)
     await wait_status(client, running, "running")

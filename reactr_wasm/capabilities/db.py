@@ -21,27 +21,22 @@ Placeholders are written as the database expects them: ``?`` for SQLite and
 ``$1, $2, ...`` for PostgreSQL; the PostgreSQL text is sent to the server
 unchanged (psycopg's ``RawCursor``), so ``$n`` inside string literals or
 comments is never rewritten by a client-side parser.
+
+This module holds what every database shares (the queries, the checks, the
+answers); ``db_sqlite.py`` and ``db_postgres.py`` the drivers.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
-import decimal
-import math
-import sqlite3
-import threading
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from reactr_wasm.capabilities.errors import CapabilityError
-from reactr_wasm.capabilities.graphql import go_json
+from reactr_wasm.capabilities.gojson import go_json, json_value
 from reactr_wasm.errors import ConfigError
 
 # Byte-exact texts from Reactr's api/db.go and capabilities/db.go.
@@ -170,115 +165,8 @@ class Database(ABC):
         self.close()
 
 
-def _returned_id(rows: Sequence[Sequence[Any]]) -> int | None:
+def returned_id(rows: Sequence[Sequence[Any]]) -> int | None:
+    """The id an insert's ``RETURNING`` gave: the first column of the first row when it is an integer, else None."""
     if rows and rows[0] and isinstance(rows[0][0], int) and not isinstance(rows[0][0], bool):
         return int(rows[0][0])
     return None
-
-
-# ---------------------------------------------------------------- row values
-
-
-def _go_time(value: datetime.datetime) -> str:
-    """Go's ``time.Time`` JSON (RFC 3339, nanosecond fraction trimmed); naive values are UTC as pgx reads them."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
-    offset = value.utcoffset() or datetime.timedelta(0)
-    if not offset:
-        return text + "Z"
-    sign, minutes = ("-", -offset) if offset < datetime.timedelta(0) else ("+", offset)
-    hours, rest = divmod(int(minutes.total_seconds()) // 60, 60)
-    return f"{text}{sign}{hours:02d}:{rest:02d}"
-
-
-def json_value(value: Any) -> Any:
-    """A driver value as Go's ``json.Marshal`` showed it through Reactr: bytes base64, times RFC 3339."""
-    if value is None or isinstance(value, bool | int | str | dict | list):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, datetime.datetime):
-        return _go_time(value)
-    if isinstance(value, datetime.date):
-        return _go_time(datetime.datetime(value.year, value.month, value.day))
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, tuple):
-        return [json_value(item) for item in value]
-    return str(value)
-
-
-# ---------------------------------------------------------------- SQLite
-
-
-class SQLiteDatabase(Database):
-    """Declared queries on an SQLite file (``?`` placeholders), shared by all worker threads.
-
-    One connection in autocommit mode behind a lock: SQLite serialises writers
-    anyway, and the lock keeps ``lastrowid`` paired with its own insert.
-    Raises ``ConfigError`` when the file cannot be opened or a query does not compile.
-    """
-
-    _driver_errors = (sqlite3.Error,)
-
-    def __init__(self, path: str | Path, queries: Sequence[QueryDef], *, busy_timeout_seconds: float = 5.0) -> None:
-        super().__init__(queries)
-        self._lock = threading.Lock()
-        try:
-            self._connection = sqlite3.connect(
-                path,
-                timeout=busy_timeout_seconds,
-                isolation_level=None,
-                check_same_thread=False,
-                cached_statements=max(128, 2 * len(queries)),
-            )
-        except sqlite3.Error as error:
-            raise ConfigError(f"db: cannot open SQLite database {str(path)!r}: {error}") from error
-        try:
-            for query in queries:
-                self._check(query)
-        except ConfigError:
-            self._connection.close()
-            raise
-
-    def _check(self, query: QueryDef) -> None:
-        # EXPLAIN compiles the statement (schema, syntax, one statement only,
-        # placeholder count) without running it.
-        try:
-            self._connection.execute(f"EXPLAIN {query.query}", [None] * query.var_count).fetchall()
-        except sqlite3.ProgrammingError as error:
-            if "bindings" not in str(error):
-                raise ConfigError(f"db.queries: query {query.name!r} does not compile: {error}") from error
-            raise ConfigError(
-                f"db.queries: query {query.name!r} declares varCount {query.var_count} but its SQL disagrees: {error}"
-            ) from error
-        except (sqlite3.Error, sqlite3.Warning) as error:
-            raise ConfigError(f"db.queries: query {query.name!r} does not compile: {error}") from error
-
-    def _select(self, query: QueryDef, variables: Sequence[str]) -> list[list[tuple[str, Any]]]:
-        with self._lock:
-            cursor = self._connection.execute(query.query, list(variables))
-            rows = cursor.fetchall()
-            columns = [column[0] for column in cursor.description or ()]
-        return [list(zip(columns, row, strict=True)) for row in rows]
-
-    def _exec(self, query: QueryDef, variables: Sequence[str]) -> tuple[int, int]:
-        with self._lock:
-            cursor = self._connection.execute(query.query, list(variables))
-            returned = _returned_id(cursor.fetchall()) if cursor.description else None
-            affected = max(cursor.rowcount, 0)
-            # lastrowid is per connection: when nothing was inserted it still names an earlier caller's row.
-            last_id = returned if returned is not None else (cursor.lastrowid or 0) if affected else 0
-            return last_id, affected
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
-
-
-# ---------------------------------------------------------------- PostgreSQL

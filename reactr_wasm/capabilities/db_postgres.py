@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from reactr_wasm.capabilities.db import Database, QueryDef, _returned_id
+from reactr_wasm.capabilities.db import Database, QueryDef, returned_id
 from reactr_wasm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class PostgresDatabase(Database):
 
     def _exec(self, query: QueryDef, variables: Sequence[str]) -> tuple[int, int]:
         _, rows, affected = self._run(query, variables)
-        return _returned_id(rows) or 0, max(affected, 0)
+        return returned_id(rows) or 0, max(affected, 0)
 
     def close(self) -> None:
         self._pool.close()

@@ -8,23 +8,13 @@ array the GraphQL spec defines (joined with ``.`` in the error text).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reactr_wasm.capabilities.errors import CapabilityError
+from reactr_wasm.capabilities.gojson import go_json
 
 if TYPE_CHECKING:  # the client comes from the caller: importing it here would load aiohttp
     from reactr_wasm.capabilities.http import HttpClient
-
-# Go's encoding/json escapes these even inside strings; guests compare bytes.
-_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def go_json(value: Any) -> bytes:
-    """Encode like Go's ``json.Marshal`` of decoded JSON: compact, sorted keys, HTML-safe escapes."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    for char, escape in _GO_ESCAPES.items():
-        text = text.replace(char, escape)  # these characters only occur inside strings
-    return text.encode()
 
 
 def _path_text(path: object) -> str:
@@ -67,4 +57,4 @@ class GraphQLClient:
         return go_json({"data": decoded.get("data")})
 
 
-__all__ = ["GraphQLClient", "go_json"]
+__all__ = ["GraphQLClient"]

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..limits import MIB, QUEUE_SIZE, Limits
 from .capabilities import CapabilitiesConfig, check_grants, grant_list, read_capabilities, read_http, redact_table
 from .checks import (
     MASK,
@@ -76,8 +77,6 @@ __all__ = [
     "parse_size",
 ]
 
-MIB = 1024 * 1024
-
 
 @dataclass
 class ServerConfig:
@@ -100,10 +99,12 @@ class ServerConfig:
 
 @dataclass
 class LimitsConfig:
-    timeout: float = 10.0  # seconds per job; the guest is stopped
-    memory: int = 256 * MIB  # bytes of linear memory per instance
-    result_size: int = 16 * MIB  # bytes of output per job
-    queue_size: int = 10_000  # queued jobs per runnable before 503
+    """``[limits]``: every runnable's ``Limits`` and queue bound, unless ``[runnables.NAME]`` says otherwise."""
+
+    timeout: float = Limits.timeout  # seconds per job; the guest is stopped
+    memory: int = Limits.memory  # bytes of linear memory per instance
+    result_size: int = Limits.result_size  # bytes of output per job
+    queue_size: int = QUEUE_SIZE  # queued jobs per runnable before 503
     fresh_instances: int | None = None  # isolation="fresh" instances at once; None: 2 x their pool sizes + 16
 
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ..capabilities.cache import MemoryCache
-from ..capabilities.db import Database, QueryDef, QueryType, SQLiteDatabase
+from ..capabilities.db import Database, QueryDef, QueryType
 from ..capabilities.http_rules import HttpRules
 from ..capabilities.registry import CAPABILITIES, NAMES
 from ..capabilities.static import StaticFiles
@@ -233,6 +233,8 @@ class DbSettings(Section):
     def open(self) -> Database | None:
         """The database, every query compiled against its schema; raises ConfigError naming a bad query."""
         if self.path is not None:
+            from ..capabilities.db_sqlite import SQLiteDatabase
+
             return SQLiteDatabase(self.path, self.queries)
         if self.url is not None:
             from ..capabilities.db_postgres import PostgresDatabase  # psycopg is optional

@@ -121,6 +121,8 @@ class Result:
         return self._error
 
     # --- producer side (workers) -------------------------------------------------
+    # A friend API of the scheduler package: worker.py and reactr.py move a Result
+    # through its states with these; callers only read, wait, cancel and discard.
 
     def _mark_running(self) -> bool:
         """Move to running unless cancelled; returns False if it must not run."""

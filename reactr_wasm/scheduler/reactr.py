@@ -7,98 +7,29 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..capabilities.cache import Cache, MemoryCache
 from ..capabilities.grants import Capabilities
 from ..errors import JobTimeout, ReactrError, RunnableNotFound
-from ..wasm.context import JobRunner, RunControl
+from ..limits import QUEUE_SIZE, Limits
+from ..wasm.context import RunControl
 from ..wasm.engine import FreshPool, WasmEngine
-from ..wasm.instance import Limits
 from ..wasm.pool import Isolation
 from ..wasm.runnable import WasmRunnable
 from .deadlines import DeadlineWatcher
 from .group import Group
 from .job import Job, Result
 from .schedule import Schedule, Scheduler
+from .targets import Ctx, PythonTarget, RunnableObject, Target, WasmTarget
 from .values import value_bytes
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 
 AUTOSCALE_INTERVAL = 0.5  # seconds between two looks at each worker's queue
-
-
-class Ctx:
-    """What a Python runnable gets besides its job: a way to start more jobs.
-
-    ``return ctx.do(Job(...))`` chains: the caller's result resolves with the
-    outcome of the job returned, without a thread waiting for it.
-    """
-
-    def __init__(self, reactr: Reactr, result: Result) -> None:
-        self.reactr = reactr
-        self.result = result
-
-    def do(self, job: Job) -> Result:
-        return self.reactr.do(job)
-
-
-class RunnableObject(Protocol):
-    """A Python runnable with a lifecycle: ``on_change("start" | "stop")`` per worker thread."""
-
-    def run(self, job: Job, ctx: Ctx) -> Any: ...
-
-    def on_change(self, event: str) -> None: ...
-
-
-class WasmTarget:
-    interruptible = True  # the engine stops a guest at its deadline
-
-    def __init__(self, runnable: WasmRunnable, job_runner: JobRunner) -> None:
-        self.runnable = runnable
-        self.restartable = runnable.info.restartable
-        self.job_runner = job_runner  # the guest's run_job: this scheduler's, whoever else shares the engine
-
-    def execute(self, job: Job, result: Result) -> Any:
-        data = job.data
-        payload = data if type(data) is bytes else job.payload()
-        # job._id: an id nobody asked for yet is not worth making just for log lines
-        return self.runnable.run(payload, job._id or "", result.control, self.job_runner)
-
-    def call(self, payload: bytes, control: RunControl) -> Any:
-        return self.runnable.run(payload, "", control, self.job_runner)
-
-    def on_change(self, event: str) -> None:
-        pass
-
-    def close(self) -> None:
-        self.runnable.close()
-
-
-class PythonTarget:
-    interruptible = False  # Python code cannot be stopped from outside
-    restartable = False
-
-    def __init__(self, reactr: Reactr, runnable: Callable[[Job, Ctx], Any] | RunnableObject) -> None:
-        self.reactr = reactr
-        run = getattr(runnable, "run", None)
-        self._run: Callable[[Job, Ctx], Any] = run if callable(run) else runnable  # type: ignore[assignment]
-        self._on_change: Callable[[str], None] | None = getattr(runnable, "on_change", None)
-
-    def execute(self, job: Job, result: Result) -> Any:
-        return self._run(job, Ctx(self.reactr, result))
-
-    def call(self, payload: bytes, control: RunControl) -> Any:
-        raise NotImplementedError("Python runnables always run with a Result")
-
-    def on_change(self, event: str) -> None:
-        if self._on_change is not None:
-            self._on_change(event)
-
-    def close(self) -> None:
-        pass
 
 
 Runnable = WasmRunnable | Callable[[Job, Ctx], Any] | RunnableObject | str | Path
@@ -155,36 +86,46 @@ class Reactr:
         prewarm: bool = False,
         isolation: Isolation = "reuse",
         limits: Limits | None = None,
-        max_queue: int = 10_000,
+        queue_size: int = QUEUE_SIZE,
         capabilities: Capabilities | None = None,
     ) -> Callable[[Any], Result]:
         """Register (or replace) a runnable; returns ``do_name(data) -> Result``.
 
         ``runnable`` is a ``.wasm`` path, a loaded ``WasmRunnable``, a callable
         ``(job, ctx) -> value`` or an object with ``run(job, ctx)`` and
-        ``on_change(event)``. ``capabilities`` are what a ``.wasm`` path may use
-        (default: the engine's: the cache only). ``autoscale=max`` grows the threads with the queue
-        up to ``max`` (0: CPU count). Replacing a name lets queued and running
-        jobs finish on the old version. Raises ModuleError for a bad module.
+        ``on_change(event)``. A path is loaded with ``limits`` (``timeout``, when
+        given, replaces ``limits.timeout``), ``isolation`` and ``capabilities``
+        (default: the engine's: the cache only); a loaded ``WasmRunnable`` keeps
+        the limits it was loaded with; a Python runnable's ``timeout`` defaults
+        to none. ``queue_size`` bounds the jobs waiting for a thread.
+        ``autoscale=max`` grows the threads with the queue up to ``max`` (0: CPU
+        count). Replacing a name lets queued and running jobs finish on the old
+        version. Raises ModuleError for a bad module, ValueError for ``limits``
+        with a runnable that is not a path.
         """
+        target: Target
         if isinstance(runnable, (str, Path)):
-            if limits is None and timeout is not None:
-                limits = Limits(timeout_seconds=timeout)
+            if timeout is not None:
+                limits = replace(limits or Limits(), timeout=timeout)
             runnable = self.engine.load_file(
                 name, Path(runnable), limits=limits, isolation=isolation, capabilities=capabilities
             )
-        target: WasmTarget | PythonTarget
-        if isinstance(runnable, WasmRunnable):
+            target = WasmTarget(runnable, self._run_nested)
+        elif limits is not None or (timeout is not None and isinstance(runnable, WasmRunnable)):
+            raise ValueError(
+                f"runnable '{name}': limits and timeout apply to a .wasm path; a loaded WasmRunnable keeps "
+                "the limits it was loaded with (engine.load(..., limits=...)), a Python runnable takes timeout="
+            )
+        elif isinstance(runnable, WasmRunnable):
             target = WasmTarget(runnable, self._run_nested)
         else:
-            target = PythonTarget(self, runnable)
+            target = PythonTarget(self, runnable, timeout)
         worker = Worker(
             name,
             target,
             pool_size=pool_size,
             autoscale=autoscale,
-            timeout=timeout,
-            max_queue=max_queue,
+            queue_size=queue_size,
             retry_seconds=retry_seconds,
             max_retries=max_retries,
             deadlines=self._deadlines,
@@ -271,7 +212,7 @@ class Reactr:
         wait for the value (the server's ``?then=true``).
         """
         worker = self.worker(name)
-        payload = data if type(data) is bytes else Job(name, data).payload()
+        payload = data if type(data) is bytes else Job(name, data).payload()  # the server's bodies: no Job made
         return worker.run_now(payload)
 
     def schedule(self, schedule: Schedule) -> None:
@@ -289,7 +230,7 @@ class Reactr:
         result = Result(Job(name, payload))
         result.control = RunControl(parent.deadline, parent)
         result._mark_running()
-        value = worker.target.execute(result.job, result)
+        value = worker.target.run(result.job, result)
         while isinstance(value, (Result, Group)):  # a Python runnable chained further
             left = parent.deadline - time.monotonic()
             wait = max(0.0, left) if left != float("inf") else None
@@ -303,7 +244,10 @@ class Reactr:
                 value = None
             else:
                 value = value.then(wait)
-        return _as_bytes(value)
+        try:
+            return value_bytes(value)  # what the guest receives: the HTTP body rules
+        except (TypeError, ValueError) as error:
+            raise ReactrError(f"result is not bytes, text or JSON: {error}") from None
 
     # --- autoscale -------------------------------------------------------------------------
 
@@ -350,11 +294,3 @@ class Reactr:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _as_bytes(value: Any) -> bytes:
-    """What a guest receives from a nested job's value (the HTTP body rules)."""
-    try:
-        return value_bytes(value)
-    except (TypeError, ValueError) as error:
-        raise ReactrError(f"result is not bytes, text or JSON: {error}") from None

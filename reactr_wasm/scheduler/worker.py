@@ -8,14 +8,16 @@ import queue
 import threading
 import time
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import JobTimeout, QueueFull, ReactrError
+from ..limits import QUEUE_SIZE
 from ..wasm.context import RunControl
 from ..wasm.runnable import InlineBudgetExceeded
 from .deadlines import DeadlineWatcher
 from .group import Group
-from .job import Job, JobStatus, Result
+from .job import JobStatus, Result
+from .targets import PayloadTarget, Target
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +38,6 @@ INLINE_BAN_SECONDS = 0.1
 FAST_STREAK = 32
 
 
-class Target(Protocol):
-    """What a worker runs: adapts a Wasm module or a Python callable."""
-
-    interruptible: bool  # a timeout stops the run itself (Wasm), not just its result
-    restartable: bool  # a run stopped early can start again from scratch unnoticed
-
-    def execute(self, job: Job, result: Result) -> Any: ...
-
-    def call(self, payload: bytes, control: RunControl) -> Any:
-        """Run a job's payload without a Job or Result (interruptible targets only)."""
-
-    def on_change(self, event: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class Worker:
     """Runs the jobs of one runnable on ``pool_size`` threads (up to ``autoscale``).
 
@@ -68,8 +54,7 @@ class Worker:
         *,
         pool_size: int = 1,
         autoscale: int | None = None,
-        timeout: float | None = None,
-        max_queue: int = 10_000,
+        queue_size: int = QUEUE_SIZE,
         retry_seconds: float = 3.0,
         max_retries: int = 5,
         deadlines: DeadlineWatcher | None = None,
@@ -77,7 +62,10 @@ class Worker:
         if pool_size < 1:
             raise ValueError(f"runnable '{name}': pool_size must be at least 1")
         self.name, self.target = name, target
-        self.pool_size, self.timeout, self.max_queue = pool_size, timeout, max_queue
+        timeout = self.timeout = target.timeout  # a Wasm runnable's Limits.timeout
+        self.pool_size, self.queue_size = pool_size, queue_size
+        # Jobs without a Job or Result (run_now): only a target that can restart a stopped run
+        self._payload_target = target if target.restartable and isinstance(target, PayloadTarget) else None
         self.max_threads = max(pool_size, (autoscale or os.cpu_count() or 1) if autoscale is not None else 0)
         self.retry_seconds, self.max_retries = retry_seconds, max_retries
         self._deadlines = deadlines
@@ -191,8 +179,8 @@ class Worker:
                 finally:
                     self._inline_slots.append(slot)  # also when the run raised: never lose a slot
                 return
-        if self._queue.qsize() >= self.max_queue:
-            raise QueueFull(f"runnable '{self.name}': queue is full ({self.max_queue} jobs)")
+        if self._queue.qsize() >= self.queue_size:
+            raise QueueFull(f"runnable '{self.name}': queue is full ({self.queue_size} jobs)")
         self._enqueue(result)
 
     def _enqueue(self, result: Result) -> None:
@@ -210,7 +198,8 @@ class Worker:
         None)`` when the job must go through ``submit`` instead. No Result is
         made: for callers that wait for the value anyway (``then=true``).
         """
-        if not (self._inline and self.target.restartable and self._queue.empty() and not self._stopping):
+        target = self._payload_target
+        if not (self._inline and target is not None and self._queue.empty() and not self._stopping):
             return False, None
         try:
             slot = self._inline_slots.pop()
@@ -222,7 +211,7 @@ class Worker:
             control.budget = now + INLINE_BUDGET_SECONDS
             started = perf_counter()
             try:
-                value = self.target.call(payload, control)
+                value = target.run_payload(payload, control)
             except InlineBudgetExceeded:
                 self._over_budget()
                 return False, None
@@ -266,7 +255,7 @@ class Worker:
                 self._deadlines.watch(result, JobTimeout)
         started = perf_counter()
         try:
-            value = self.target.execute(result.job, result)
+            value = self.target.run(result.job, result)
         except InlineBudgetExceeded:
             raise
         except ReactrError as error:

@@ -26,10 +26,10 @@ import time as clock
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .app import DO_PREFIX, REQUEST_ID, RESULT
+from .fastpath import DO_PREFIX
+from .request_keys import REQUEST_ID, RESULT, STARTED
 
 ACCESS_LOGGER = "reactr_wasm.access"
-STARTED = web.RequestKey("reactr_started", float)  # perf_counter() when the request reached the app
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -11,14 +11,17 @@
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
 | ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
 
-Every error is a JSON ``{"code": int, "message": str}`` built by ``error_response``,
-the one place that maps exceptions to statuses. Every response carries
-``X-Request-Id`` (the client's, when sane, else a new one).
+Every route is registered through ``add_routes``, which wraps its handlers
+in ``Server.guard``: bearer auth unless the route is declared ``public``,
+request id, and every error as a JSON ``{"code": int, "message": str}`` built by
+``error_response``, the one place that maps exceptions to statuses. Every
+response carries ``X-Request-Id`` (the client's, when sane, else a new one).
 
 The hot path, ``POST /do/NAME?then=true`` for a fast Wasm runnable, is kept
-short on purpose: the scheduler usually runs such a job on this thread inside
-``Reactr.do``, so the result is checked with ``done()`` before anything is
-awaited, and nothing is stored, tracked or scheduled for it.
+short on purpose: its jobs run in batches after each loop turn and the server
+reaches its handler past the router (``fastpath.py``); a job that cannot run
+inline is checked with ``done()`` before anything is awaited, and nothing is
+stored, tracked or scheduled for it.
 
 Every other job is kept in the result store as a ``JobRecord`` (``then=true``:
 once it outlasts ``server.max_wait``); ``inflight.py`` starts such jobs and
@@ -31,7 +34,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -45,8 +48,10 @@ from ..scheduler.job import Job, Result, is_result_id, new_result_id
 from ..scheduler.reactr import Reactr
 from .callbacks import Callbacks
 from .connections import BodyTimeout
+from .fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
 from .inflight import InFlight
 from .openapi import openapi_route
+from .request_keys import REQUEST_ID, RESULT
 from .responses import (
     RETRY_AFTER,
     HTTPError,
@@ -59,15 +64,10 @@ from .responses import (
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 SWEEP_SECONDS = 5.0  # longest pause between two sweeps of expired results
 CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
 
-REQUEST_ID = web.RequestKey("reactr_request_id", str)
-# (job name, result id) a request started or asked about, for the access log
-RESULT = web.RequestKey("reactr_job", tuple)
 
 def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
     async def refuse(request: web.Request) -> web.StreamResponse:
@@ -118,9 +118,6 @@ async def wait_done(result: Result, timeout: float) -> bool:
     return result.done()
 
 
-Outcome = tuple[bool, Any, Exception | None]  # (ran, value, error) of a job run by _run_batch
-
-
 class Server:
     """The routes and their state: store, callbacks, jobs in flight (``jobs``)."""
 
@@ -135,7 +132,7 @@ class Server:
         self.body_limit = server.body_limit
         self.draining = False
         self.jobs = InFlight(reactr, self.store, self.callbacks)
-        self._batch: list[tuple[str, bytes, asyncio.Future[Outcome]]] = []
+        self._then_batch = ThenBatch(reactr)
         self._tokens = [token.encode() for token in server.auth_tokens]
 
     # --- request handling -------------------------------------------------------------------
@@ -187,7 +184,7 @@ class Server:
             raise HTTPError(408, str(timeout), {"Connection": "close"}) from None
         query = request.query_string
         if query == "then=true" and "Idempotency-Key" not in request.headers:
-            ran, value, error = await self._run_soon(name, body)  # the fast path: no Result at all
+            ran, value, error = await self._then_batch.run_soon(name, body)  # the fast path: no Result at all
             if error is not None:
                 log.log(
                     logging.INFO if isinstance(error, (RunErr, JobCancelled)) else logging.WARNING,
@@ -201,35 +198,6 @@ class Server:
                 return value_response(self._outcome(result, request))
             return await self._then(request, result)
         return await self._do(request, name, body)
-
-    def _run_soon(self, name: str, body: bytes) -> asyncio.Future[Outcome]:
-        """``(ran, value, error)`` of ``Reactr.do_now`` for this job, run with the others of this loop turn.
-
-        Under load one turn of the event loop reads many requests. Running their
-        jobs back to back, after the turn, rather than each in its own handler,
-        keeps the Wasm engine's code and the HTTP stack's each warm in the CPU
-        caches: measured here, a job then costs ~2 µs of server time instead of
-        ~20 µs. ``ran`` is False when the job must be queued instead.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
-        self._batch.append((name, body, future))
-        if len(self._batch) == 1:
-            loop.call_soon(self._run_batch)
-        return future
-
-    def _run_batch(self) -> None:
-        batch, self._batch = self._batch, []
-        for name, body, future in batch:
-            if future.cancelled():  # the client went away
-                continue
-            outcome: Outcome
-            try:
-                ran, value = self.reactr.do_now(name, body)
-                outcome = (ran, value, None)
-            except Exception as error:  # the job's error, answered by the handler
-                outcome = (True, None, error)
-            future.set_result(outcome)
 
     async def _do(self, request: web.Request, name: str, body: bytes) -> web.StreamResponse:
         params = request.query
@@ -384,30 +352,38 @@ def create_app(
     server = Server(reactr, config, store)
     app = web.Application(client_max_size=config.server.body_limit)
     app[SERVER] = server
-    guard = server.guard
-    routes: dict[str, dict[str, Handler]] = {
-        "/do/{job}": {"POST": guard(server.do)},
-        "/then/{id}": {"GET": guard(server.then), "DELETE": guard(server.cancel)},
-        "/jobs/{id}": {"GET": guard(server.status)},
-        "/health": {"GET": guard(server.health, auth=False)},
-        "/openapi.json": {"GET": guard(openapi_route(config, reactr.names), auth=False)},  # describes these routes
-    }
-    # No middleware (see Server.guard), so unknown paths and methods get their JSON
-    # answers from routes of their own, tried after the real ones.
-    for path, methods in routes.items():
-        if "GET" in methods:
-            methods["HEAD"] = methods["GET"]
-        for method, handler in methods.items():
-            app.router.add_route(method, path, handler)
-        allowed = ",".join(sorted(methods))
-        app.router.add_route("*", path, guard(_refuse(405, "method not allowed", {"Allow": allowed})))
-    app.router.add_route("*", "/{tail:.*}", guard(_refuse(404, "not found")))
+    app[DO_ROUTE] = add_routes(app, server, "/do/{job}", POST=server.do)["POST"]
+    add_routes(app, server, "/then/{id}", GET=server.then, DELETE=server.cancel)
+    add_routes(app, server, "/jobs/{id}", GET=server.status)
+    # Public routes (no bearer token) are declared here, and only here.
+    add_routes(app, server, "/health", public=True, GET=server.health)
+    add_routes(app, server, "/openapi.json", public=True, GET=openapi_route(config, reactr.names))  # describes these
+    # No middleware (see Server.guard): any other path gets its JSON 404 from a route of its own, tried last.
+    app.router.add_route("*", "/{tail:.*}", server.guard(_refuse(404, "not found")))
     app.cleanup_ctx.append(server.lifetime)
     app.on_shutdown.append(server._on_shutdown)
     return app
 
 
-DO_PREFIX = "/do/"
+def add_routes(
+    app: web.Application, server: Server, path: str, *, public: bool = False, **methods: Handler
+) -> dict[str, Handler]:
+    """Route ``path``'s ``methods`` (``GET=handler``, ...) through ``server.guard``; the guarded handlers, by method.
+
+    Every handler is guarded: a request id, JSON errors, and a bearer token
+    unless ``public``. A GET route answers HEAD too; any other method gets 405
+    with ``Allow`` (behind the token, so the token-less learn nothing of a
+    public route but its GET). The one place routes are added, besides the
+    catch-all 404.
+    """
+    if "GET" in methods:
+        methods["HEAD"] = methods["GET"]
+    guarded = {method: server.guard(handler, auth=not public) for method, handler in methods.items()}
+    for method, handler in guarded.items():
+        app.router.add_route(method, path, handler)
+    allowed = ",".join(sorted(methods))
+    app.router.add_route("*", path, server.guard(_refuse(405, "method not allowed", {"Allow": allowed})))
+    return guarded
 
 
-__all__ = ["SERVER", "Server", "create_app", "error_response", "value_response", "wait_done"]
+__all__ = ["SERVER", "Server", "add_routes", "create_app", "error_response", "value_response", "wait_done"]

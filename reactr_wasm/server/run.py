@@ -8,9 +8,7 @@ import errno
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -18,9 +16,10 @@ from aiohttp import web
 from ..config import Config, ServerConfig
 from ..errors import ConfigError
 from ..scheduler.reactr import Reactr
-from .access_log import ACCESS_LOGGER, STARTED, AccessLogger, write_waiting
-from .app import DO_PREFIX, SERVER, SHUTDOWN_GRACE, create_app
-from .connections import BACKLOG, Connections, connection_cap, raise_open_file_limit
+from .access_log import ACCESS_LOGGER, AccessLogger, write_waiting
+from .app import SHUTDOWN_GRACE, create_app
+from .connections import BACKLOG, connection_cap, raise_open_file_limit
+from .fastpath import DO_PREFIX, FastPathRunner
 from .log_repeats import RepeatFilter
 from .redaction import Redactor, secret_values
 
@@ -38,45 +37,6 @@ class ListenError(OSError):
 
     def __str__(self) -> str:
         return self.message
-
-
-class _Runner(web.AppRunner):
-    """An AppRunner whose server hands ``POST /do/{job}`` straight to its route.
-
-    aiohttp's Application routing (resolve, match info, middleware checks)
-    costs ~15 µs per request here — more than the Wasm job it routes to. The
-    hottest route skips it; every other request goes through the app as usual.
-    Its connections have deadlines and a cap (``connections.py``).
-    """
-
-    def __init__(self, app: web.Application, limits: ServerConfig, cap: int, **kwargs: Any) -> None:
-        super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
-        self._do = app[SERVER].guard(app[SERVER].do)
-        self._limits, self._cap = limits, cap
-        self._timed = kwargs.get("access_log") is not None  # the access log's clock: see AccessLogger
-
-    async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()  # starts the app; aiohttp's server with the handler arguments
-        through_app = plain.request_handler
-        do = self._do
-        timed, clock = self._timed, time.perf_counter
-
-        async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-            if timed:
-                request[STARTED] = clock()
-            path = request.path
-            name = path[len(DO_PREFIX):]
-            if request.method == "POST" and path.startswith(DO_PREFIX) and name and "/" not in name:
-                return await do(request)  # type: ignore[arg-type]
-            return await through_app(request)
-
-        # Same server, our connection class: plain._kwargs are the handler arguments aiohttp gathered
-        # (access log, keep-alive, the app's handler_args); it has no public getter for them.
-        return Connections(
-            dispatch, header_timeout=self._limits.header_timeout, body_timeout=self._limits.body_timeout,
-            cap=self._cap, request_factory=plain.request_factory, handler_cancellation=plain.handler_cancellation,
-            loop=asyncio.get_running_loop(), **plain._kwargs,
-        )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -182,7 +142,7 @@ async def _serve(
     access = logging.getLogger(ACCESS_LOGGER) if config.log.access else None
     if access is None:
         log.info("access log off (--access-log or [log] access = true: a line per request)")
-    runner = _Runner(
+    runner = FastPathRunner(
         app, config.server, _connection_cap(config.server), handle_signals=False,
         access_log=access, access_log_class=AccessLogger,
         shutdown_timeout=min(SHUTDOWN_GRACE, config.server.drain_timeout),

@@ -63,11 +63,11 @@ useRunnable(run);
 """
 
 
-def _detect(folder: Path) -> bool:
+def detect(folder: Path) -> bool:
     return (folder / ENTRY).is_file()
 
 
-def _scaffold(name: str, folder: Path) -> None:
+def scaffold(name: str, folder: Path) -> None:
     (folder / ENTRY).write_text(STARTER.format(name=name))
 
 
@@ -79,7 +79,7 @@ def _asc(sdk: Path) -> Path:
     return sdk / "node_modules" / ".bin" / "asc"
 
 
-def _check_toolchain() -> None:
+def check_toolchain() -> None:
     if shutil.which("node") is None:
         raise ToolchainMissing("AssemblyScript needs Node.js, which is not on PATH: apt-get install -y nodejs npm")
     sdk = _sdk()
@@ -103,8 +103,8 @@ def compile_runnable(source: Path, out: Path, *, runtime: str = "minimal") -> No
 
     ``runtime`` exists for tests that compare AssemblyScript runtimes; builds use ``minimal``.
     """
-    _check_toolchain()
-    if not _detect(source):
+    check_toolchain()
+    if not detect(source):
         raise BuildFailed(f"{source}: no {ENTRY}, the entry file of an AssemblyScript runnable")
     with tempfile.TemporaryDirectory(prefix="reactr-asc-") as scratch:
         packages = Path(scratch)
@@ -129,11 +129,11 @@ def compile_runnable(source: Path, out: Path, *, runtime: str = "minimal") -> No
         raise BuildFailed(output or f"asc wrote no module at {out}")
 
 
-def _build(folder: Path, out: Path, progress: Progress) -> None:
+def build(folder: Path, out: Path, progress: Progress) -> None:
     progress(f"compiling {folder.name} (assemblyscript)")
     compile_runnable(folder, out)
 
 
 ASSEMBLYSCRIPT = Language(
-    name="assemblyscript", detect=_detect, scaffold=_scaffold, check_toolchain=_check_toolchain, build=_build
+    name="assemblyscript", detect=detect, scaffold=scaffold, check_toolchain=check_toolchain, build=build
 )

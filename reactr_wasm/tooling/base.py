@@ -1,7 +1,8 @@
 """What every guest language offers the ``new`` and ``build`` commands.
 
-One module per language (``rust.py``, ``assemblyscript.py``) defines a
-``Language``; ``build.py`` and ``scaffold.py`` only talk to this interface.
+One module per language (``rust.py``, ``assemblyscript.py``, ``wat.py``) defines a
+``Language`` from module functions named as its fields (``detect``, ``scaffold``,
+``check_toolchain``, ``build``); ``build.py`` and ``scaffold.py`` only talk to this interface.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 from .base import BuildFailed, Language, Progress, shown
 
 
-def _detect(folder: Path) -> bool:
+def detect(folder: Path) -> bool:
     return any(folder.glob("*.wat"))
 
 
@@ -78,15 +78,15 @@ STARTER = """\
 """
 
 
-def _scaffold(name: str, folder: Path) -> None:
+def scaffold(name: str, folder: Path) -> None:
     (folder / f"{name}.wat").write_text(STARTER.format(name=name))
 
 
-def _check_toolchain() -> None:
+def check_toolchain() -> None:
     """Nothing to check: the wasmtime package can always assemble WAT."""
 
 
-def _build(folder: Path, out: Path, progress: Progress) -> None:
+def build(folder: Path, out: Path, progress: Progress) -> None:
     source = _source(folder)
     wat2wasm = shutil.which("wat2wasm")
     if wat2wasm:
@@ -103,4 +103,4 @@ def _build(folder: Path, out: Path, progress: Progress) -> None:
     out.write_bytes(bytes(binary))
 
 
-WAT = Language(name="wat", detect=_detect, scaffold=_scaffold, check_toolchain=_check_toolchain, build=_build)
+WAT = Language(name="wat", detect=detect, scaffold=scaffold, check_toolchain=check_toolchain, build=build)

@@ -11,16 +11,16 @@ from wasmtime import Config, Engine, Linker
 from ..capabilities.cache import Cache
 from ..capabilities.grants import Capabilities
 from ..errors import ConfigError
+from ..limits import Limits
 from . import _raw, _store
 from .driver import Drivers
 from .hostcalls import HostCalls
-from .instance import Blueprint, Limits
+from .instance import Blueprint
 from .module import ModuleCache, compile_module
 from .pool import FreshSlots, Isolation
 from .runnable import WasmRunnable
 
 TICK_SECONDS = 0.01  # granularity of timeouts and cancellation
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,17 @@ class FreshPool:
     """How many ``isolation="fresh"`` instances may exist at once, and how large a memory each may have.
 
     Fresh instances come from wasmtime's pooling allocator, which reserves
-    ``instances`` x (``memory_bytes`` + 32 MiB guard) of address space (not
+    ``instances`` x (``memory`` + 32 MiB guard) of address space (not
     RAM) when the first fresh runnable loads. Every running fresh job holds one
     instance (a ``run_job`` chain one per level); a job finding none free fails
-    with QueueFull. A fresh runnable's memory limit must fit in ``memory_bytes``.
+    with QueueFull. A fresh runnable's memory limit must fit in ``memory``.
     """
 
     instances: int = 32
-    memory_bytes: int = 256 * MIB
+    memory: int = Limits.memory  # bytes
 
     def __post_init__(self) -> None:
-        if self.instances < 1 or self.memory_bytes < 65536:
+        if self.instances < 1 or self.memory < 65536:
             raise ValueError("FreshPool needs at least one instance of at least one 64 KiB page")
 
 
@@ -74,22 +74,17 @@ class WasmEngine:
         cache_dir: Path | None = None,
         fresh_pool: FreshPool | None = None,
     ) -> None:
-        self.capabilities = capabilities if capabilities is not None else Capabilities(cache=cache)
-        self.host = HostCalls()
+        self._capabilities = capabilities if capabilities is not None else Capabilities(cache=cache)
+        self.host = HostCalls()  # public until the scheduler hands its job runner over at construction
         self._cache_dir = cache_dir
         self._shared = _Runtime(Config(), self.host, cache_dir)
-        self.drivers = Drivers(self._shared.engine)
-        self.fresh_pool = fresh_pool or FreshPool()
+        self._drivers = Drivers(self._shared.engine)
+        self._fresh_pool = fresh_pool or FreshPool()
         self._pooled: tuple[_Runtime, FreshSlots] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="reactr-epoch", daemon=True)
         self._ticker.start()
-
-    @property
-    def engine(self) -> Engine:
-        """The wasmtime engine of ``reuse`` runnables."""
-        return self._shared.engine
 
     def _tick(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
@@ -102,11 +97,11 @@ class WasmEngine:
         """The pooled engine of fresh runnables and its slots, made on first use."""
         with self._lock:
             if self._pooled is None:
-                size = self.fresh_pool
+                size = self._fresh_pool
                 config = Config()
-                _store.use_pooling(config, size.instances, size.memory_bytes)
+                _store.use_pooling(config, size.instances, size.memory)
                 # Its modules are compiled for another memory reservation: keep them apart.
-                cache_dir = self._cache_dir / f"pooled-{size.memory_bytes}" if self._cache_dir else None
+                cache_dir = self._cache_dir / f"pooled-{size.memory}" if self._cache_dir else None
                 self._pooled = (_Runtime(config, self.host, cache_dir), FreshSlots(size.instances))
             return self._pooled
 
@@ -135,10 +130,10 @@ class WasmEngine:
         limits = limits or Limits()
         slots: FreshSlots | None = None
         if isolation == "fresh":
-            if limits.memory_bytes > self.fresh_pool.memory_bytes:
+            if limits.memory > self._fresh_pool.memory:
                 raise ConfigError(
-                    f"{label}: memory limit of {limits.memory_bytes} bytes is over the "
-                    f"{self.fresh_pool.memory_bytes} bytes of a fresh instance (FreshPool.memory_bytes)"
+                    f"{label}: memory limit of {limits.memory} bytes is over the "
+                    f"{self._fresh_pool.memory} bytes of a fresh instance (FreshPool.memory)"
                 )
             runtime, slots = self._fresh_runtime()
         else:
@@ -147,9 +142,9 @@ class WasmEngine:
         pre = runtime.linker.instantiate_pre(module)
         # A fresh instance runs one job: instantiating the job driver next to it measured
         # ~20 µs slower per job than the two guest calls it saves.
-        drivers = self.drivers if isolation == "reuse" else None
+        drivers = self._drivers if isolation == "reuse" else None
         plan = Blueprint.of(runtime.engine, pre, info, self.host, limits, label, drivers)
-        own = capabilities if capabilities is not None else self.capabilities
+        own = capabilities if capabilities is not None else self._capabilities
         runnable = WasmRunnable(name, plan, info, isolation, slots, own)
         runnable.pool.release(runnable.pool.acquire())
         return runnable

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from wasmtime import Engine, InstancePre
 
 from ..errors import ModuleError
+from ..limits import Limits
 from . import _raw, _store
 from .context import JobContext, RunControl, Stop
 from .driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
@@ -21,15 +22,6 @@ _ALLOCATE_FAILED = "failed to instance.writeMemory: failed to Call allocate: "  
 # The ABI exports an instance looks up, in this order: the job driver imports
 # memory, allocate, run_e (and deallocate) straight from the front of the lookup.
 ABI_EXPORTS = ("memory", "allocate", "run_e", "deallocate", "_start", "init")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-runnable hard limits."""
-
-    timeout_seconds: float = 10.0
-    memory_bytes: int = 256 * 1024 * 1024
-    max_result_bytes: int = 16 * 1024 * 1024
 
 
 class SetupError(Exception):
@@ -94,8 +86,8 @@ class WasmInstance:
         self.stopped: Stop | None = None
         self._key = next(_keys)
         self._control = control
-        self._start_deadline = time.monotonic() + plan.limits.timeout_seconds
-        self._store = _store.RawStore(plan.engine_at, plan.limits.memory_bytes, plan.wasi)
+        self._start_deadline = time.monotonic() + plan.limits.timeout
+        self._store = _store.RawStore(plan.engine_at, plan.limits.memory, plan.wasi)
         try:
             self._store.route_epoch(self._key, self._on_tick)
             self._start(plan)
@@ -138,7 +130,7 @@ class WasmInstance:
     def _start_failed(self, plan: Blueprint, reason: str) -> Exception:
         """Why starting failed: the job's stop (Interrupted), too slow a start, or the module."""
         if self.stopped is Stop.START_TIMEOUT:
-            took = plan.limits.timeout_seconds
+            took = plan.limits.timeout
             return ModuleError(f"{plan.source}: did not start within {took} s (the runnable's timeout)")
         if self.stopped is not None:
             return Interrupted(self.stopped)

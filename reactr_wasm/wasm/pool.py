@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from ..errors import QueueFull
+from ..limits import Limits
 from .context import RunControl
-from .instance import Blueprint, Limits, WasmInstance
+from .instance import Blueprint, WasmInstance
 
 Isolation = Literal["reuse", "fresh"]
 # Where the error for a full fresh-instance pool sends the reader.

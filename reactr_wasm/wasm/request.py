@@ -135,21 +135,6 @@ class CoordinatedRequest:
             raise FieldError(f"body field {key!r} is missing or not a string")
         return value
 
-    def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "method": self.method,
-                "url": self.url,
-                "request_id": self.request_id,
-                "body": base64.b64encode(self.body).decode(),
-                "headers": self.headers,
-                "resp_headers": self.resp_headers,
-                "params": self.params,
-                "state": {k: base64.b64encode(v).decode() for k, v in self.state.items()},
-            },
-            separators=(",", ":"),
-        ).encode()
-
 
 # A UTF-16 surrogate escape (\ud800-\udfff); json.loads joins valid pairs and keeps lone
 # ones, which no UTF-8 encoder accepts. The hook runs only when one is present.

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from ..capabilities.grants import NONE, Capabilities
-from ..errors import ExecutionError, JobCancelled, JobTimeout, RunErr
+from ..errors import ExecutionError, JobCancelled, JobTimeout
 from .context import JobContext, JobRunner, RunControl, Stop
 from .instance import Blueprint, Interrupted, SetupError
 from .module import ModuleInfo
@@ -69,7 +69,7 @@ class WasmRunnable:
         if control is None:
             control = RunControl()
         if control.deadline == _NO_DEADLINE:
-            control.deadline = time.monotonic() + self.limits.timeout_seconds
+            control.deadline = time.monotonic() + self.limits.timeout
         request = CoordinatedRequest.from_payload(payload)
         job = JobContext(
             next(_idents) & _IDENT_MASK,
@@ -77,7 +77,7 @@ class WasmRunnable:
             result_id,
             request,
             control,
-            self.limits.max_result_bytes,
+            self.limits.result_size,
             self.capabilities,
             job_runner,
         )
@@ -115,4 +115,4 @@ class WasmRunnable:
         self.pool.close()
 
 
-__all__ = ["CoordinatedResponse", "RunErr", "WasmRunnable"]
+__all__ = ["CoordinatedResponse", "WasmRunnable"]
