@@ -68,7 +68,8 @@ class Worker:
         self._payload_target = target if target.restartable and isinstance(target, PayloadTarget) else None
         self.max_threads = max(pool_size, (autoscale or os.cpu_count() or 1) if autoscale is not None else 0)
         self.retry_seconds, self.max_retries = retry_seconds, max_retries
-        self._deadlines = deadlines
+        # A run a timeout cannot stop (Python): its result times out on the watcher's thread instead.
+        self._deadlines = deadlines if timeout is not None and not target.interruptible else None
         self._queue: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
@@ -251,7 +252,7 @@ class Worker:
             return 0.0  # cancelled while queued
         if self.timeout is not None:
             result.control.deadline = time.monotonic() + self.timeout
-            if not self.target.interruptible and self._deadlines is not None:
+            if self._deadlines is not None:
                 self._deadlines.watch(result, JobTimeout)
         started = perf_counter()
         try:
