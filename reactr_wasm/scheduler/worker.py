@@ -62,14 +62,15 @@ class Worker:
         if pool_size < 1:
             raise ValueError(f"runnable '{name}': pool_size must be at least 1")
         self.name, self.target = name, target
-        timeout = self.timeout = target.timeout  # a Wasm runnable's Limits.timeout
+        # A Wasm target stops its guest at its own Limits.timeout (WasmRunnable.run); only a
+        # run that cannot be stopped (Python) is timed here, its result failed by the watcher.
+        timeout = self._timeout = None if target.interruptible else target.timeout
         self.pool_size, self.queue_size = pool_size, queue_size
         # Jobs without a Job or Result (run_now): only a target that can restart a stopped run
         self._payload_target = target if target.restartable and isinstance(target, PayloadTarget) else None
         self.max_threads = max(pool_size, (autoscale or os.cpu_count() or 1) if autoscale is not None else 0)
         self.retry_seconds, self.max_retries = retry_seconds, max_retries
-        # A run a timeout cannot stop (Python): its result times out on the watcher's thread instead.
-        self._deadlines = deadlines if timeout is not None and not target.interruptible else None
+        self._deadlines = deadlines if timeout is not None else None
         self._queue: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
@@ -81,9 +82,7 @@ class Worker:
         # A timeout that cannot stop the run needs a thread to abandon, and a
         # guest with side effects (network, shared cache) could not be restarted
         # elsewhere if it overran: neither runs on the caller's thread.
-        self._inline_banned = (timeout is not None and not target.interruptible) or (
-            target.interruptible and not target.restartable
-        )
+        self._inline_banned = timeout is not None or (target.interruptible and not target.restartable)
         self._inline_slots = [None] * pool_size  # at most pool_size inline runs at once
         self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
 
@@ -207,9 +206,8 @@ class Worker:
         except IndexError:
             return False, None
         try:
-            now = time.monotonic()
-            control = RunControl(now + self.timeout if self.timeout is not None else float("inf"))
-            control.budget = now + INLINE_BUDGET_SECONDS
+            control = RunControl()  # the runnable sets the deadline from its Limits
+            control.budget = time.monotonic() + INLINE_BUDGET_SECONDS
             started = perf_counter()
             try:
                 value = target.run_payload(payload, control)
@@ -237,7 +235,8 @@ class Worker:
             elapsed = self._run(result)
         except InlineBudgetExceeded:
             self._over_budget()
-            result.control.budget = float("inf")
+            # Started again from scratch, so with its whole timeout from when a worker starts it
+            result.control.budget = result.control.deadline = float("inf")
             result._requeue()
             self._enqueue(result)
             return
@@ -250,8 +249,8 @@ class Worker:
         """Run one job; returns how long it took, in seconds."""
         if not result._mark_running():
             return 0.0  # cancelled while queued
-        if self.timeout is not None:
-            result.control.deadline = time.monotonic() + self.timeout
+        if self._timeout is not None:
+            result.control.deadline = time.monotonic() + self._timeout
             if self._deadlines is not None:
                 self._deadlines.watch(result, JobTimeout)
         started = perf_counter()
