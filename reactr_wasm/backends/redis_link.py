@@ -1,0 +1,118 @@
+"""One Redis server as the Redis backends use it: a connection pool, the Lua scripts, one error.
+
+Every multi-step change of the result store and the job queue is one Lua script
+(``backends/lua/``), so it is atomic and one round trip. Each script is the
+shared prelude ``records.lua`` (the store's key layout and its helpers) followed
+by its own body; it runs by SHA (``EVALSHA``) and is loaded again when the server
+lost its script cache (a restart). Scripts build their keys from the namespace,
+so this needs a single Redis server (or a primary with replicas), not Redis Cluster.
+
+Every failure to reach or use Redis becomes ``BackendUnavailable``: the server
+answers it with 503 and Retry-After, and the cluster worker backs off and retries.
+
+The ``redis`` package is optional: imported when a link is made, with an install hint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from importlib import resources
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, ReactrError
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+LUA = resources.files(__package__) / "lua"
+PRELUDE = "records.lua"
+
+
+class BackendUnavailable(ReactrError):
+    """Redis could not be reached, timed out, or refused the command (loading, out of memory, read-only)."""
+
+
+def import_redis() -> ModuleType:
+    """The ``redis`` package with its asyncio client; raises ConfigError with an install hint when missing."""
+    try:
+        importlib.import_module("redis.asyncio")
+        importlib.import_module("redis.backoff")
+        return importlib.import_module("redis")
+    except ImportError as error:
+        raise ConfigError(
+            "cluster.redis: Redis mode needs the 'redis' package (pip install 'reactr-wasm[redis]')"
+        ) from error
+
+
+class Script:
+    """One Lua script: the prelude, then its body; run by SHA."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.text = (LUA / PRELUDE).read_text() + "\n" + (LUA / f"{name}.lua").read_text()
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
+
+
+class RedisLink:
+    """A connection pool to the Redis at ``url`` (``redis://[user:password@]host:port/db``, ``rediss://``, ``unix://``).
+
+    ``timeout`` bounds connecting and each command (a blocking read adds its own
+    block time). Raises ConfigError for a malformed URL or a missing ``redis``
+    package; the server is first contacted on use. Close with ``close()``.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        module = import_redis()
+        self._errors: type[Exception] = module.exceptions.RedisError
+        self._no_script: type[Exception] = module.exceptions.NoScriptError
+        # One immediate retry, on a broken connection only (a pooled one the server closed, a
+        # restart): a command that timed out may have run, and a second run is not always harmless.
+        retry = module.asyncio.retry.Retry(
+            module.backoff.NoBackoff(), 1, supported_errors=(module.exceptions.ConnectionError,)
+        )
+        try:
+            self.client: redis.asyncio.Redis = module.asyncio.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry
+            )
+        except ValueError as error:
+            raise ConfigError(f"cluster.redis: invalid server URL: {error}") from error
+        self.url, self.timeout = url, timeout
+        self._scripts: dict[str, Script] = {}
+
+    def script(self, name: str) -> Script:
+        """The script ``backends/lua/NAME.lua`` (read once)."""
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = Script(name)
+        return script
+
+    async def run(self, name: str, *args: Any) -> Any:
+        """Run script ``name`` with ``args`` (its ARGV; no KEYS). Raises BackendUnavailable."""
+        script = self.script(name)
+        try:
+            try:
+                return await self.client.evalsha(script.sha, 0, *args)
+            except self._no_script:  # a restarted or flushed server: EVAL caches it again
+                return await self.client.eval(script.text, 0, *args)
+        except self._errors as error:
+            raise BackendUnavailable(f"Redis script {name} failed: {error}") from error
+
+    async def call(self, *args: Any, **options: Any) -> Any:
+        """One Redis command. Raises BackendUnavailable."""
+        try:
+            return await self.client.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except self._errors as error:
+            raise BackendUnavailable(f"Redis {args[0]} failed: {error}") from error
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether ``error`` is a Redis failure (for code that talks to the client directly)."""
+        return isinstance(error, (self._errors, BackendUnavailable))
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.client.aclose()
+
+
+__all__ = ["BackendUnavailable", "RedisLink", "Script", "import_redis"]
