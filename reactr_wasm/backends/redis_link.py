@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 LUA = resources.files(__package__) / "lua"
 PRELUDE = "records.lua"
+MAX_BLOCK = 5.0  # seconds a blocking read may wait
 
 
 class BackendUnavailable(ReactrError):
@@ -58,12 +59,13 @@ class Script:
 class RedisLink:
     """A connection pool to the Redis at ``url`` (``redis://[user:password@]host:port/db``, ``rediss://``, ``unix://``).
 
-    ``timeout`` bounds connecting and each command (a blocking read adds its own
-    block time). Raises ConfigError for a malformed URL or a missing ``redis``
-    package; the server is first contacted on use. Close with ``close()``.
+    ``timeout`` bounds connecting, waiting for one of the ``max_connections``
+    pooled connections, and each command (``read`` adds its block time). Raises
+    ConfigError for a malformed URL or a missing ``redis`` package; the server is
+    first contacted on use. Close with ``close()``.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, max_connections: int = 32) -> None:
         module = import_redis()
         self._errors: type[Exception] = module.exceptions.RedisError
         self._no_script: type[Exception] = module.exceptions.NoScriptError
@@ -72,10 +74,17 @@ class RedisLink:
         retry = module.asyncio.retry.Retry(
             module.backoff.NoBackoff(), 1, supported_errors=(module.exceptions.ConnectionError,)
         )
+        pool = module.asyncio.BlockingConnectionPool
+        options = {"socket_connect_timeout": timeout, "retry": retry, "timeout": timeout}
         try:
-            self.client: redis.asyncio.Redis = module.asyncio.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry
-            )
+            # Bounded: a burst waits for a connection (up to `timeout`) rather than opening hundreds.
+            self.client: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
+                url, max_connections=max_connections, socket_timeout=timeout, **options
+            ))
+            # Blocking reads (XREADGROUP BLOCK) wait up to MAX_BLOCK on top of the command timeout.
+            self.blocking: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
+                url, max_connections=4, socket_timeout=timeout + MAX_BLOCK, **options
+            ))
         except ValueError as error:
             raise ConfigError(f"cluster.redis: invalid server URL: {error}") from error
         self.url, self.timeout = url, timeout
@@ -106,13 +115,23 @@ class RedisLink:
         except self._errors as error:
             raise BackendUnavailable(f"Redis {args[0]} failed: {error}") from error
 
+    async def read(self, *args: Any, block: float) -> Any:
+        """A command that blocks up to ``block`` seconds (at most MAX_BLOCK) on its own connection pool."""
+        if not 0 <= block <= MAX_BLOCK:
+            raise ValueError(f"a blocking read waits 0 to {MAX_BLOCK} s, not {block}")
+        try:
+            return await self.blocking.execute_command(*args)  # type: ignore[no-untyped-call]
+        except self._errors as error:
+            raise BackendUnavailable(f"Redis {args[0]} failed: {error}") from error
+
     def unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` is a Redis failure (for code that talks to the client directly)."""
         return isinstance(error, (self._errors, BackendUnavailable))
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)  # a pool given to a client is not closed with it
+        await self.blocking.aclose(close_connection_pool=True)
 
 
 __all__ = ["BackendUnavailable", "RedisLink", "Script", "import_redis"]

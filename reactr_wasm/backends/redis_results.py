@@ -35,6 +35,7 @@ import logging
 import time
 from typing import Any
 
+from .batching import Batcher
 from .records import JobRecord, JobStatus
 from .redis_events import Events
 from .redis_link import RedisLink
@@ -43,6 +44,7 @@ from .results import Clock, ResultStore
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 1000  # records dropped by one sweep script: a script blocks Redis while it runs
+READ_BATCH = 256  # records read by one script call at most
 
 
 def packed(record: JobRecord) -> tuple[bytes, int, str, str, Any]:
@@ -90,6 +92,7 @@ class RedisResultStore(ResultStore):
         self._waiters: dict[str, list[asyncio.Future[JobRecord]]] = {}
         self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reads = Batcher(self._read, READ_BATCH)  # the reads of one loop turn: one script call
 
     def record_key(self, result_id: str) -> str:
         return f"{self.namespace}:r:{result_id}"
@@ -167,8 +170,10 @@ class RedisResultStore(ResultStore):
     # --- hooks -------------------------------------------------------------------------
 
     async def _get(self, result_id: str) -> JobRecord | None:
-        fields = await self.link.call("HMGET", self.record_key(result_id), "d", "k", "f", "s")
-        return unpacked(*fields)
+        return await self._reads(result_id)
+
+    async def _read(self, result_ids: list[str]) -> list[JobRecord | None]:
+        return [unpacked(*fields) for fields in await self.link.run("get", self.namespace, *result_ids)]
 
     async def _finished(self, result_id: str) -> JobRecord:
         waiter = self._register(result_id)

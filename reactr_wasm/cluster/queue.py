@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from ..backends.batching import Batcher
 from ..backends.records import ErrorKind, JobRecord, JobStatus
 from ..backends.redis_link import BackendUnavailable
 from ..backends.redis_results import RedisResultStore, packed, unpacked
@@ -41,7 +42,7 @@ SUBMIT_BATCH = 256  # submits sent in one script call at most
 CANCEL_MARK_SECONDS = 86_400.0  # a cancel mark outlives any sane wait in the queue
 
 
-Submit = tuple[JobRecord, QueuedJob, int, "asyncio.Future[JobRecord | None]"]  # record, job, max_queue, answer
+Submit = tuple[JobRecord, QueuedJob, int]  # record, job, max_queue
 
 
 class Outcome(NamedTuple):
@@ -78,8 +79,7 @@ class JobQueue:
         self.consumer, self.visibility_timeout, self.max_deliveries = consumer, visibility_timeout, max_deliveries
         self.cancel_channel = f"{self.namespace}:cancel"
         self._clock = clock
-        self._submits: list[Submit] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._submits = Batcher(self._submit_batch, SUBMIT_BATCH)
         self._grouped: set[str] = set()  # runnables whose stream and group this queue made sure of
 
     def stream(self, runnable: str) -> str:
@@ -95,41 +95,21 @@ class JobQueue:
         runnable's stream holds ``max_queue`` jobs (0: no bound), BackendUnavailable.
         The submits of one event-loop turn share one script call.
         """
-        future: asyncio.Future[JobRecord | None] = asyncio.get_running_loop().create_future()
-        self._submits.append((record, job, max_queue, future))
-        if len(self._submits) == 1:
-            asyncio.get_running_loop().call_soon(self._send_submits)
-        return await future
+        return await self._submits((record, job, max_queue))
 
-    def _send_submits(self) -> None:
-        submits, self._submits = self._submits, []
-        for start in range(0, len(submits), SUBMIT_BATCH):
-            batch = submits[start : start + SUBMIT_BATCH]
-            task = asyncio.get_running_loop().create_task(self._submit_batch(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-
-    async def _submit_batch(self, batch: list[Submit]) -> None:
+    async def _submit_batch(self, batch: list[Submit]) -> list[JobRecord | BaseException | None]:
         args: list[Any] = [self.namespace, GROUP, self._clock(), self.store.ttl, self.store.max_results]
         args.append(self.store.max_bytes)
-        for record, job, max_queue, _ in batch:
+        for record, job, max_queue in batch:
             args += (job.runnable, record.id, *packed(record), job.to_bytes(), max_queue)
-        try:
-            replies = await self.link.run("submit", *args)
-        except BaseException as error:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (_, job, max_queue, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # its caller went away: the job is queued all the same
-                continue
+        replies = await self.link.run("submit", *args)
+        answers: list[JobRecord | BaseException | None] = []
+        for (_, job, max_queue), reply in zip(batch, replies, strict=True):
             if reply[0] == b"f":
-                future.set_exception(QueueFull(f"runnable '{job.runnable}': {max_queue} jobs queued already"))
+                answers.append(QueueFull(f"runnable '{job.runnable}': {max_queue} jobs queued already"))
             else:
-                future.set_result(unpacked(*reply[2:5]) if reply[0] == b"k" else None)
+                answers.append(unpacked(*reply[2:5]) if reply[0] == b"k" else None)
+        return answers
 
     # --- consuming -------------------------------------------------------------------------
 
@@ -146,7 +126,7 @@ class JobQueue:
         streams = [self.stream(name) for name in names]
         command = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count, "BLOCK", int(block * 1000))
         try:
-            reply = await self.link.call(*command, "STREAMS", *streams, *[">"] * len(streams))
+            reply = await self.link.read(*command, "STREAMS", *streams, *[">"] * len(streams), block=block)
         except BackendUnavailable as error:
             if "NOGROUP" in str(error):  # Redis lost the stream (restarted without persistence): make it again
                 self._grouped.clear()
