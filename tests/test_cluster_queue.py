@@ -134,14 +134,15 @@ async def test_a_full_stream_refuses_a_submit(node: Node, raw: redis.Redis) -> N
 # --- idempotency -----------------------------------------------------------------------
 
 
-async def test_a_key_submits_one_job_even_in_one_batch(node: Node, raw: redis.Redis) -> None:
+async def test_a_key_submits_one_job_among_concurrent_submits(node: Node, raw: redis.Redis) -> None:
     a, b = await node("node-a"), await node("node-b")
-    first, second, third = job(key="order-1"), job(key="order-1"), job(key="order-1")
-    replies = await asyncio.gather(a.submit(*first), a.submit(*second))  # one script call
-    assert replies == [None, first[0]]
-    assert await b.submit(*third) == first[0]  # another node, later
+    jobs = [job(key="order-1") for _ in range(20)]  # 4 sent at once, the others in batches behind them
+    replies = await asyncio.gather(*(a.submit(*submitted) for submitted in jobs))
+    [winner] = [record for (record, _), reply in zip(jobs, replies, strict=True) if reply is None]
+    assert [reply for reply in replies if reply is not None] == [winner] * 19
+    assert await b.submit(*job(key="order-1")) == winner  # another node, later
     assert raw.xlen(a.stream("echo")) == 1
-    assert await a.store.get(second[0].id) is None
+    assert [await a.store.get(record.id) is None for record, _ in jobs] == [record != winner for record, _ in jobs]
 
 
 async def test_a_retried_submit_of_the_same_id_queues_nothing_more(node: Node, raw: redis.Redis) -> None:
