@@ -228,6 +228,20 @@ async def test_a_job_whose_outcome_was_stored_is_not_run_again(node: Node) -> No
     assert await b.reclaim(["echo"], 10) == []
 
 
+async def test_consumers_of_nodes_gone_for_good_are_pruned(node: Node, raw: redis.Redis) -> None:
+    a, gone, holding = await node("node-a"), await node("gone"), await node("holding")
+    for _ in range(2):
+        await a.submit(*job())
+    assert await holding.consume(["echo"], 1, 1.0)
+    [finished] = await gone.consume(["echo"], 1, 1.0)
+    await gone.complete([Outcome(finished, done(finished, b"ok"))])  # it holds nothing now
+    await asyncio.sleep(0.1)
+    assert await a.prune(["echo", "no-such-runnable"], 0.05) == ["gone"]  # not itself, not one holding a job
+    names = {info["name"] for info in raw.xinfo_consumers(a.stream("echo"), GROUP)}
+    assert b"holding" in names and b"gone" not in names
+    assert await a.prune(["echo"], 3600) == []
+
+
 # --- cancel ----------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ than ``max_deliveries`` times is dead-lettered and its record finished as failed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -241,6 +242,26 @@ class JobQueue:
             job.id, job.runnable, JobStatus.FAILED, job.created, None, self._clock(),
             error_kind=ErrorKind.EXECUTION, error_message=message, error_text=message,
         )  # fmt: skip
+
+    async def prune(self, runnables: Iterable[str], idle: float) -> list[str]:
+        """Delete the consumers that hold nothing and were idle over ``idle`` seconds: nodes gone for good.
+
+        Every process has a consumer of its own, so without this the group keeps one
+        per process ever started. A live consumer reads every few seconds, and one
+        holding entries is never deleted. Returns the names deleted.
+        """
+        deleted: list[str] = []
+        for name in sorted(runnables):
+            stream = self.stream(name)
+            with contextlib.suppress(BackendUnavailable):  # no such stream or group (yet): nothing to prune
+                for info in await self.link.call("XINFO", "CONSUMERS", stream, GROUP):
+                    fields = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2], strict=True))
+                    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+                    consumer = fields["name"].decode() if isinstance(fields["name"], bytes) else fields["name"]
+                    if consumer != self.consumer and fields["pending"] == 0 and fields["idle"] > idle * 1000:
+                        await self.link.call("XGROUP", "DELCONSUMER", stream, GROUP, consumer)
+                        deleted.append(consumer)
+        return deleted
 
     # --- cancelling ------------------------------------------------------------------------
 

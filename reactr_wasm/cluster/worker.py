@@ -44,6 +44,7 @@ Deliver = Callable[[Delivery, JobRecord], Awaitable[object]]
 BATCH = 256  # outcomes stored by one script call at most
 BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0  # seconds, doubled after each failure in a row
 CANCEL_MEMORY = 60.0  # seconds a cancel heard for a job not (yet) here is remembered
+PRUNE_EVERY, PRUNE_IDLE = 60.0, 3600.0  # seconds: consumers idle that long (or 10 visibility timeouts) go
 
 
 class ClusterJob(Job):
@@ -265,7 +266,7 @@ class ClusterWorker:
 
     async def _keep(self) -> None:
         loop = asyncio.get_running_loop()
-        next_reclaim = loop.time() + self.reclaim_every
+        next_reclaim, next_prune = loop.time() + self.reclaim_every, loop.time() + PRUNE_EVERY
         while True:
             await asyncio.sleep(self.extend_every)
             try:
@@ -273,14 +274,22 @@ class ClusterWorker:
                     log.info("job %s (result %s): another node took it over", delivery.runnable, delivery.job.id)
                 if loop.time() >= next_reclaim and not self._stopping:
                     next_reclaim = loop.time() + self.reclaim_every
-                    free = self.prefetch - len(self._held)
-                    if free > 0:
-                        for delivery in await self.queue.reclaim(list(self._runnables()), free):
-                            log.info("job %s (result %s) reclaimed (delivery %d)",
-                                     delivery.runnable, delivery.job.id, delivery.attempt)  # fmt: skip
-                            self._take(delivery)
+                    await self._reclaim()
+                if loop.time() >= next_prune:
+                    next_prune = loop.time() + PRUNE_EVERY
+                    idle = max(PRUNE_IDLE, 10 * self.queue.visibility_timeout)
+                    for consumer in await self.queue.prune(self._runnables(), idle):
+                        log.info("deleted the consumer %s: idle for %.0f s and holding nothing", consumer, idle)
             except Exception as error:
                 log.warning("extending or reclaiming jobs failed: %s", error)
+
+    async def _reclaim(self) -> None:
+        free = self.prefetch - len(self._held)
+        if free > 0:
+            for delivery in await self.queue.reclaim(list(self._runnables()), free):
+                log.info("job %s (result %s) reclaimed (delivery %d)",
+                         delivery.runnable, delivery.job.id, delivery.attempt)  # fmt: skip
+                self._take(delivery)
 
     def _hold(self, delivery: Delivery) -> None:
         self._held[delivery.job.id] = delivery
