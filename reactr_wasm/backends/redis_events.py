@@ -86,7 +86,7 @@ class Events:
     async def _run(self) -> None:
         delay = BACKOFF_FIRST
         while not self._closed:
-            pubsub = self._pubsub = self._link.client.pubsub()
+            pubsub = self._pubsub = self._link.subscriber.pubsub()
             try:
                 await self._subscribe(pubsub)
                 delay = BACKOFF_FIRST

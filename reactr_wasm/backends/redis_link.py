@@ -88,6 +88,12 @@ class RedisLink:
             self.blocking: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
                 url, max_connections=4, socket_timeout=timeout + MAX_BLOCK, **options
             ))
+            # Pub/sub without retries: redis-py would reconnect and resubscribe unseen, and a
+            # message published meanwhile would be missed; ``Events`` reconnects and re-checks.
+            no_retry = module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0)
+            self.subscriber: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
+                url, max_connections=2, socket_timeout=None, **(options | {"retry": no_retry})
+            ))
         except ValueError as error:
             raise ConfigError(f"cluster.redis: invalid server URL: {error}") from error
         self.url, self.timeout = url, timeout
@@ -141,6 +147,7 @@ class RedisLink:
         """Close every pooled connection."""
         await self.client.aclose(close_connection_pool=True)  # a pool given to a client is not closed with it
         await self.blocking.aclose(close_connection_pool=True)
+        await self.subscriber.aclose(close_connection_pool=True)
 
 
 __all__ = ["BackendUnavailable", "RedisLink", "Script", "import_redis"]
