@@ -299,3 +299,48 @@ async def test_an_outcome_finished_while_redis_is_down_is_stored_when_it_returns
     finally:
         await cluster.close()
         server.close()
+
+
+# --- many jobs, a node lost midway ------------------------------------------------------------------------
+
+
+class Counted:
+    """A Python runnable whose side effect is counted per result id, with the attempts it ran under."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, job: Job, ctx: Any) -> bytes:
+        assert isinstance(job, ClusterJob)
+        with self.lock:
+            self.attempts.setdefault(job.id, []).append(job.attempt)
+        time.sleep(0.001)
+        return b"done " + job.data
+
+
+@pytest.mark.slow
+async def test_every_accepted_job_answers_when_a_node_is_lost_midway(cluster: Cluster) -> None:
+    counted = Counted()
+    reactrs = [Reactr() for _ in range(4)]
+    try:
+        for reactr in reactrs:
+            reactr.register("counted", counted, pool_size=4)
+        nodes = [cluster.queue(f"node-{i}", visibility_timeout=0.5) for i in range(4)]
+        workers = [cluster.worker(nodes[i], reactrs[i], prefetch=32) for i in range(3)]
+        front = cluster.queue("front", visibility_timeout=0.5)
+        records: list[JobRecord] = []
+        for chunk in range(30):
+            records += await asyncio.gather(*(submit(front, "counted", b"%d" % (chunk * 100 + i)) for i in range(100)))
+            if chunk == 10:
+                await workers[1].stop(0)  # node-1 is lost: what it holds stays pending
+                cluster.worker(nodes[3], reactrs[3], prefetch=32)  # and a node comes back
+        finished = await asyncio.gather(*(outcome(front, record.id, 30) for record in records))
+        assert [r.value for r in finished] == [b"done %d" % i for i in range(3000)]
+        assert set(counted.attempts) == {record.id for record in records}  # every side effect happened
+        duplicated = {rid: attempts for rid, attempts in counted.attempts.items() if len(attempts) > 1}
+        assert all(max(attempts) > 1 for attempts in duplicated.values())  # twice only after a reclaim
+        assert len(duplicated) <= 32  # at most what the lost node held
+    finally:
+        for reactr in reactrs:
+            reactr.close()
