@@ -111,6 +111,7 @@ async def test_a_wasm_runnable_runs_the_queued_jobs(cluster: Cluster, reactr: Re
     finished = await asyncio.gather(*(outcome(front, record.id) for record in records))
     assert [record.value for record in finished] == [f"hello world {i}".encode() for i in range(200)]
     assert all(record.status is JobStatus.SUCCEEDED for record in finished)
+    assert [record.created for record in finished] == [record.created for record in records]  # as submitted
     assert redis.Redis.from_url(cluster.url).xlen(front.stream("hello-echo")) == 0
 
 

@@ -84,9 +84,9 @@ class RedisLink:
             self.client: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
                 url, max_connections=max_connections, socket_timeout=None, **options
             ))
-            # Blocking reads (XREADGROUP BLOCK) wait up to MAX_BLOCK on top of the command timeout.
+            # Blocking reads (XREADGROUP BLOCK), on connections of their own.
             self.blocking: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
-                url, max_connections=4, socket_timeout=timeout + MAX_BLOCK, **options
+                url, max_connections=4, socket_timeout=None, **options
             ))
             # Pub/sub without retries: redis-py would reconnect and resubscribe unseen, and a
             # message published meanwhile would be missed; ``Events`` reconnects and re-checks.
@@ -135,9 +135,12 @@ class RedisLink:
         if not 0 <= block <= MAX_BLOCK:
             raise ValueError(f"a blocking read waits 0 to {MAX_BLOCK} s, not {block}")
         try:
-            return await self.blocking.execute_command(*args)  # type: ignore[no-untyped-call]
+            async with asyncio.timeout(self.timeout + block):
+                return await self.blocking.execute_command(*args)  # type: ignore[no-untyped-call]
         except self._errors as error:
             raise BackendUnavailable(f"Redis {args[0]} failed: {error}") from error
+        except TimeoutError:
+            raise BackendUnavailable(f"Redis {args[0]}: no answer within {self.timeout + block:g} s") from None
 
     def unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` is a Redis failure (for code that talks to the client directly)."""

@@ -200,8 +200,8 @@ class ClusterWorker:
     def _settle(self, result: Result) -> None:
         self._results.pop(result.id, None)
         delivery = self._held.get(result.id)
-        if delivery is not None:
-            self._finished(delivery, record_of(result))
+        if delivery is not None:  # created: when it was submitted, not when it started here
+            self._finished(delivery, record_of(result)._replace(created=delivery.job.created))
 
     def _on_cancel(self, message: bytes) -> None:
         result_id = message.decode(errors="replace")
