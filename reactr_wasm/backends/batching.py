@@ -1,7 +1,7 @@
 """Calls to Redis that come while others are under way, sent as one.
 
-In redis-py's asyncio client a round trip costs ~70 µs of CPU whatever it
-carries (``scripts/bench-redis-paths``: a PING on a raw socket costs ~20 µs).
+A round trip through redis-py costs ~50-100 µs of CPU whatever it carries
+(``scripts/bench-redis-paths``; a PING on a raw socket costs ~20 µs).
 A ``Batcher`` sends a call at once while fewer than ``parallel`` sends are under
 way; past that, calls wait and go together in the next send. One call alone
 pays nothing extra; under load, batches form by themselves and that cost is
