@@ -113,3 +113,24 @@ async def test_redis_away_is_a_clear_error_and_its_return_is_noticed() -> None:
     finally:
         await store.close()
         server.close()
+
+
+async def test_a_channel_added_later_is_heard_and_the_first_still_is(make_store: MakeStore, service: Service) -> None:
+    here, there = make_store(), make_store()
+    record = queued()
+    await here.add(record)
+    waiter = asyncio.create_task(here.wait(record.id, 10))
+    assert await here.events.ready(5)
+    heard: list[bytes] = []
+    here.events.on(f"{here.namespace}:other", heard.append)  # subscribes again, to both
+    assert await here.events.ready(5)
+    raw = redis.Redis.from_url(service.url)
+    assert raw.publish(f"{here.namespace}:other", b"hello") == 1
+    await there.finish(finished(record))
+    assert (await asyncio.wait_for(waiter, 5)).value == b"ok"
+    for _ in range(50):
+        if heard:
+            break
+        await asyncio.sleep(0.02)
+    assert heard == [b"hello"]
+    raw.close()

@@ -35,6 +35,8 @@ class Events:
         self._ready = asyncio.Event()  # set while subscribed to every channel
         self._pubsub: Any = None
         self._closed = False
+        self._renew = False  # the connection is being dropped to subscribe to one channel more
+        self._dropping: asyncio.Task[None] | None = None
 
     @property
     def subscribed(self) -> bool:
@@ -73,9 +75,10 @@ class Events:
             await asyncio.wait({task}, timeout=self._link.timeout)
 
     def _reconnect(self) -> None:
-        """Drop the connection: the loop subscribes again, to every channel."""
+        """Drop the connection: the loop subscribes again, to every channel, at once."""
         self._ready.clear()
-        asyncio.get_running_loop().create_task(self._disconnect())
+        self._renew = True
+        self._dropping = asyncio.get_running_loop().create_task(self._disconnect())
 
     async def _disconnect(self) -> None:
         pubsub = self._pubsub
@@ -96,6 +99,9 @@ class Events:
             except Exception as error:
                 if self._closed:
                     return
+                if self._renew:  # dropped on purpose, for a new channel
+                    self._renew = False
+                    continue
                 if not self._link.unavailable(error) and not isinstance(error, TimeoutError):
                     log.exception("Redis events: listening failed; subscribing again")
                 else:

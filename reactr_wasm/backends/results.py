@@ -18,7 +18,8 @@ live outside the process:
 
 ``ResultStore`` holds the shared rules (bounds, expiry, waiting); an
 implementation fills in the abstract methods and two private hooks, ``_get``
-and ``_finished``. ``memory_results.py`` is the in-process one.
+and ``_finished``. ``memory_results.py`` is the in-process one, ``redis_results.py``
+the one several nodes share.
 """
 
 from __future__ import annotations
