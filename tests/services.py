@@ -84,26 +84,58 @@ def _can_connect(port: int) -> bool:
 # ---------------------------------------------------------------- redis
 
 
+class RedisProcess:
+    """A redis-server on a free loopback port that a test can stop, kill and start again (same port, same data).
+
+    ``appendonly``: an AOF with ``appendfsync everysec`` (what ``docs/cluster.md``
+    recommends), so a restart brings back what was acknowledged more than ~1 s before.
+    """
+
+    def __init__(self, *, password: str | None = None, appendonly: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.workdir = Path(tempfile.mkdtemp(prefix="reactr-redis-"))
+        self.port, self.password = free_port(), password
+        self.log = self.workdir / "redis.log"
+        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self.args += ["--appendonly", "yes", "--appendfsync", "everysec"] if appendonly else ["--appendonly", "no"]
+        self.args += ["--dir", str(self.workdir), "--logfile", str(self.log), "--daemonize", "no"]
+        if password is not None:
+            self.args += ["--requirepass", password]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.service = Service(url=f"redis://127.0.0.1:{self.port}/0", port=self.port)
+
+    def start(self) -> Service:
+        """Start (again), and wait until it answers PING (it has loaded its AOF by then)."""
+        self.process = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        _wait_until(lambda: _redis_pings(self.port, self.password), self.process, self.log, "redis-server")
+        return self.service
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop it: SIGTERM shuts down cleanly (AOF flushed), SIGKILL is a crash."""
+        if self.process is not None:
+            _stop(self.process, sig)
+            self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def redis_server(password: str | None = None) -> Iterator[Service]:
-    """A redis-server without persistence on a free loopback port (``requirepass password`` if given)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    workdir = Path(tempfile.mkdtemp(prefix="reactr-redis-"))
-    port = free_port()
-    log = workdir / "redis.log"
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(workdir), "--logfile", str(log), "--daemonize", "no"]
-    if password is not None:
-        args += ["--requirepass", password]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+def redis_server(password: str | None = None, *, appendonly: bool = False) -> Iterator[Service]:
+    """A redis-server on a free loopback port (``requirepass password`` if given), stopped at the end.
+
+    Without persistence unless ``appendonly`` (see ``RedisProcess``).
+    """
+    process = RedisProcess(password=password, appendonly=appendonly)
     try:
-        _wait_until(lambda: _redis_pings(port, password), process, log, "redis-server")
-        yield Service(url=f"redis://127.0.0.1:{port}/0", port=port)
+        yield process.start()
     finally:
-        _stop(process, signal.SIGTERM)
-        shutil.rmtree(workdir, ignore_errors=True)
+        process.close()
 
 
 def _redis_pings(port: int, password: str | None) -> bool:

@@ -1,14 +1,15 @@
 """The result store contract, run against every implementation (``store`` fixture params).
 
-A new implementation (Redis) joins by adding a param and a branch to ``make_store``;
-every test here must then pass for it too. Records round-trip through msgpack.
+A new implementation joins by adding a param and a branch to ``make_store``; every
+test here must then pass for it too. The Redis store runs against a real
+redis-server started for this module. Records round-trip through msgpack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -16,8 +17,11 @@ import pytest
 
 from reactr_wasm.backends.memory_results import MemoryResultStore
 from reactr_wasm.backends.records import RECORD_OVERHEAD, ErrorKind, JobRecord, JobStatus
+from reactr_wasm.backends.redis_link import RedisLink
+from reactr_wasm.backends.redis_results import RedisResultStore
 from reactr_wasm.backends.results import ResultStore
 from reactr_wasm.scheduler.job import new_result_id
+from tests.services import Service, redis_server
 
 MakeStore = Callable[..., ResultStore]
 START = 1_000_000.0
@@ -33,18 +37,37 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(scope="module")
+def redis_service() -> Iterator[Service]:
+    """One redis-server for this module's Redis stores (each store has a namespace of its own)."""
+    with redis_server() as service:
+        yield service
+
+
+@pytest.fixture(params=["memory", "redis"])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
     """``make_store(ttl=60, max_results=100, max_bytes=1 GiB, clock=None)``: a store of this param's kind.
 
     Without a ``clock``, the store's clock stands still at ``START``, when the test records finish.
     """
     made: list[ResultStore] = []
+    service: Service | None = request.getfixturevalue("redis_service") if request.param == "redis" else None
 
     def make(*, ttl: float = 60, max_results: int = 100, max_bytes: int = 1 << 30, clock: Any = None) -> ResultStore:
         clock = clock or Clock()
-        if request.param == "memory":
+        store: ResultStore
+        if service is None:
             store = MemoryResultStore(ttl=ttl, max_results=max_results, max_bytes=max_bytes, clock=clock)
+        else:
+            link = RedisLink(service.url)
+            try:
+                store = RedisResultStore(
+                    link, namespace=f"test-{new_result_id()}", ttl=ttl, max_results=max_results,
+                    max_bytes=max_bytes, clock=clock,
+                )  # fmt: skip
+            except ValueError:
+                link.client.connection_pool.reset()  # nothing connected yet: nothing to close
+                raise
         made.append(store)
         return store
 
@@ -89,6 +112,21 @@ async def test_finish_replaces_a_kept_record_and_refuses_an_unknown_one(make_sto
     stranger = finished()
     assert await store.finish(stranger) is False  # deleted, expired or evicted: not stored again
     assert await store.get(stranger.id) is None
+
+
+async def test_the_first_outcome_stored_stands(make_store: MakeStore) -> None:
+    """A job run twice (its first node died before acknowledging it) answers what its first run stored."""
+    store = make_store()
+    record = queued("order-1", "digest-a")
+    await store.add(record)
+    first = finished(record._replace(key=None, fingerprint=None), value=b"first")
+    assert await store.finish(first) is True
+    waiter = asyncio.create_task(store.wait(record.id, 5))
+    assert await store.finish(finished(record, value=b"second")) is True  # kept: but not replaced
+    kept = await store.get(record.id)
+    assert kept is not None and kept.value == b"first" and kept.key == "order-1"
+    assert (await asyncio.wait_for(waiter, 1)).value == b"first"
+    assert await store.size() == (1, kept.nbytes)
 
 
 async def test_delete_returns_the_record_once(make_store: MakeStore) -> None:

@@ -36,7 +36,9 @@ class MemoryResultStore(ResultStore):
 
     async def finish(self, record: JobRecord) -> bool:
         kept = self._records.get(record.id)
-        if kept is not None:
+        if kept is not None and kept.done:
+            record = kept  # the first outcome stored stands: a job run twice answers what its first run stored
+        elif kept is not None:
             if record.key is None and kept.key is not None:
                 record = record._replace(key=kept.key, fingerprint=kept.fingerprint)
             self._keep(record, kept)

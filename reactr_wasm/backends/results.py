@@ -18,7 +18,8 @@ live outside the process:
 
 ``ResultStore`` holds the shared rules (bounds, expiry, waiting); an
 implementation fills in the abstract methods and two private hooks, ``_get``
-and ``_finished``. ``memory_results.py`` is the in-process one.
+and ``_finished``. ``memory_results.py`` is the in-process one, ``redis_results.py``
+the one several nodes share.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class ResultStore:
         """Replace a kept job's record with its newer (finished) state, and wake its waiters.
 
         The kept record's key and fingerprint carry over when ``record`` has none.
+        A kept record that is finished already is not replaced: the first outcome
+        stored stands (a job run twice, after a reclaim, answers what its first run
+        stored), and the waiters get that one.
         Returns False, storing nothing, when the job is no longer kept (deleted,
         expired, evicted); ``wait`` calls already waiting get ``record`` all the same.
         """

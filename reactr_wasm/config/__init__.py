@@ -58,12 +58,14 @@ from .checks import (
     text,
     toml_key,
 )
+from .cluster import CLUSTER, ClusterConfig, check_cluster
 from .egress import EGRESS, EgressSettings, finish_egress
 
 __all__ = [
     "MASK",
     "CallbackConfig",
     "CapabilitiesConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "Invalid",
@@ -154,6 +156,7 @@ class Config:
     capabilities: CapabilitiesConfig = field(default_factory=CapabilitiesConfig)
     runnables: dict[str, RunnableConfig] = field(default_factory=dict)
     log: LogConfig = field(default_factory=LogConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)  # [cluster]: Redis mode (config/cluster.py)
     runnables_dir: Path | None = None
     cache_dir: Path | None = None  # compiled-module cache; None: see compose.cache_dir_for
     source: str = "<defaults>"  # where this config came from, for messages
@@ -246,6 +249,7 @@ SECTIONS: dict[str, tuple[type[Any], dict[str, Rule]]] = {
     "limits": (LimitsConfig, LIMITS),
     "callbacks": (CallbackConfig, CALLBACKS),
     "log": (LogConfig, LOG),
+    "cluster": (ClusterConfig, CLUSTER),
 }
 
 
@@ -285,6 +289,10 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
     callbacks = sections.get("callbacks")
     if callbacks is not None and callbacks.backoff_max < callbacks.backoff:
         reader.problem("callbacks.backoff_max", f"must be at least callbacks.backoff ({callbacks.backoff})")
+    limits = sections.get("limits") or LimitsConfig()
+    timeouts = [("limits.timeout", limits.timeout)]
+    timeouts += [(f"runnables.{toml_key(n)}.timeout", r.timeout) for n, r in runnables.items() if r.timeout]
+    check_cluster(reader, sections.get("cluster"), timeouts)
     if reader.problems:
         raise ConfigError("\n".join(reader.problems))
     paths = {key: base / os.path.expanduser(value) for key, value in top.items()}

@@ -1,0 +1,9 @@
+-- ack: ARGV ns, group, then 3 per entry: runnable, entry, id. Acknowledges and deletes each entry.
+local group = ARGV[2]
+for i = 3, #ARGV, 3 do
+  local stream = NS .. ':q:' .. ARGV[i]
+  redis.call('XACK', stream, group, ARGV[i + 1])
+  redis.call('XDEL', stream, ARGV[i + 1])
+  redis.call('DEL', NS .. ':x:' .. ARGV[i + 2])
+end
+return #ARGV

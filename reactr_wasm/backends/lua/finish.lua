@@ -1,0 +1,2 @@
+-- finish: ARGV ns, max_results, max_bytes, id, d, nbase, key, fp, finished. Returns as finish() in records.lua.
+return finish(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[2]), tonumber(ARGV[3]))

@@ -1,0 +1,156 @@
+"""One pub/sub connection per process: Redis channels to handlers on the event loop.
+
+Waiters (``GET /then``) and running jobs (cancel) are woken by messages, never by
+polling. A message published while the connection was down is lost, so each
+``(re)subscribed`` hook re-checks what it waits for once the subscription is back;
+a hook registered with ``on`` runs after every (re)subscription, never before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .redis_link import RedisLink
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[bytes], None]
+BACKOFF_FIRST, BACKOFF_MAX = 0.05, 2.0  # seconds between reconnection attempts, doubled each time
+HEALTH_SECONDS = 5.0  # a quiet connection is PINGed this often; three periods without an answer: reconnect
+
+
+class Events:
+    """Channel handlers on one pub/sub connection, reconnected with backoff until ``close()``."""
+
+    def __init__(self, link: RedisLink, *, health: float = HEALTH_SECONDS) -> None:
+        self._link, self._health = link, health
+        self._handlers: dict[bytes, Handler] = {}
+        self._resubscribed: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()  # set while subscribed to every channel
+        self._pubsub: Any = None
+        self._closed = False
+        self._renew = False  # the connection is being dropped to subscribe to one channel more
+        self._dropping: asyncio.Task[None] | None = None
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether every channel is subscribed now: a message published from now on will arrive."""
+        return self._ready.is_set()
+
+    def on(self, channel: str, handler: Handler, resubscribed: Callable[[], None] | None = None) -> None:
+        """Call ``handler(message)`` for each message on ``channel``, and ``resubscribed()`` after each subscription.
+
+        Starts the connection (on the running loop) when it is not running yet.
+        """
+        self._handlers[channel.encode()] = handler
+        if resubscribed is not None:
+            self._resubscribed.append(resubscribed)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-events")
+        else:  # a channel more: subscribe again, to all (rare: each user registers once, at start)
+            self._reconnect()
+
+    async def ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the subscription; whether it is there."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
+        return self._ready.is_set()
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # Python 3.11's wait_for (inside redis-py) can lose a cancellation: the connection
+            # is closed under the task as well, and the task ends on its own after that.
+            await self._disconnect()
+            await asyncio.wait({task}, timeout=self._link.timeout)
+
+    def _reconnect(self) -> None:
+        """Drop the connection: the loop subscribes again, to every channel, at once."""
+        self._ready.clear()
+        self._renew = True
+        self._dropping = asyncio.get_running_loop().create_task(self._disconnect())
+
+    async def _disconnect(self) -> None:
+        pubsub = self._pubsub
+        if pubsub is not None and pubsub.connection is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.connection.disconnect(nowait=True)
+
+    async def _run(self) -> None:
+        delay = BACKOFF_FIRST
+        while not self._closed:
+            pubsub = self._pubsub = self._link.subscriber.pubsub()
+            try:
+                await self._subscribe(pubsub)
+                delay = BACKOFF_FIRST
+                await self._listen(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if self._closed:
+                    return
+                if self._renew:  # dropped on purpose, for a new channel
+                    self._renew = False
+                    continue
+                if not self._link.unavailable(error) and not isinstance(error, TimeoutError):
+                    log.exception("Redis events: listening failed; subscribing again")
+                else:
+                    log.warning("Redis events: connection lost (%s); subscribing again in %.2f s", error, delay)
+            finally:
+                self._ready.clear()
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _subscribe(self, pubsub: Any) -> None:
+        """Subscribe to every channel and wait for each confirmation; then the hooks re-check."""
+        channels = set(self._handlers)
+        await pubsub.subscribe(*channels)
+        async with asyncio.timeout(self._link.timeout):
+            while channels:
+                message = await pubsub.get_message(timeout=self._link.timeout)
+                if message is not None and message["type"] == "subscribe":
+                    channels.discard(message["channel"])
+                elif message is not None and message["type"] == "message":
+                    self._dispatch(message)
+        self._ready.set()
+        for hook in self._resubscribed:
+            hook()
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Dispatch messages; PING when quiet, and give up on a connection that stopped answering."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        while not self._closed:
+            message = await pubsub.get_message(timeout=self._health)
+            if message is None:
+                if loop.time() - heard > 3 * self._health:
+                    raise TimeoutError(f"no answer from Redis for {3 * self._health:.0f} s")
+                await pubsub.ping()
+                continue
+            heard = loop.time()
+            if message["type"] == "message":
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        handler = self._handlers.get(message["channel"])
+        if handler is not None:
+            try:
+                handler(message["data"])
+            except Exception:
+                log.exception("Redis events: the handler of %r failed", message["channel"])
+
+
+__all__ = ["Events", "Handler"]

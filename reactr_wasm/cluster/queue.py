@@ -1,0 +1,274 @@
+"""The durable job queue: one Redis Stream per runnable, one consumer group, records in the result store.
+
+Keys (besides the store's, ``backends/lua/records.lua``; all under the namespace ``ns``):
+
+- ``{ns}:q:{runnable}`` stream of queued and running jobs (field ``j``: a packed
+  ``QueuedJob``), consumer group ``reactr``; an entry is deleted once acknowledged,
+  so its length is the runnable's backlog (queued + running).
+- ``{ns}:dead:{runnable}`` stream of jobs given up after ``max_deliveries`` (the job,
+  its id, deliveries, reason, node, time), at most ~10,000 kept.
+- ``{ns}:x:{id}`` a cancel mark; channel ``{ns}:cancel`` tells the running node.
+
+A job's life: ``submit`` (one script: bind the Idempotency-Key or find the job
+holding it, XADD, keep the queued record) answers only once Redis has it. A node
+``consume``s (XREADGROUP), and ``begin.lua`` tells it per entry whether to run it,
+skip it as cancelled, or not run it again because its outcome is stored. The node
+runs it, then ``complete`` stores the outcome and acknowledges the entry in one
+script (the first outcome stored stands). A node dead or stuck stops ``extend``ing
+what it holds; after ``visibility_timeout`` seconds idle another node ``reclaim``s
+(XAUTOCLAIM) and runs it again: delivery is at-least-once. An entry delivered more
+than ``max_deliveries`` times is dead-lettered and its record finished as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ..backends.batching import Batcher
+from ..backends.records import ErrorKind, JobRecord, JobStatus
+from ..backends.redis_link import BackendUnavailable
+from ..backends.redis_results import RedisResultStore, packed, unpacked
+from ..errors import QueueFull
+from .messages import Delivery, QueuedJob, State
+
+log = logging.getLogger(__name__)
+
+GROUP = "reactr"
+SUBMIT_BATCH = 256  # submits sent in one script call at most
+CANCEL_MARK_SECONDS = 86_400.0  # a cancel mark outlives any sane wait in the queue
+
+
+Submit = tuple[JobRecord, QueuedJob, int]  # record, job, max_queue
+
+
+class Outcome(NamedTuple):
+    """A delivered job's finished record to store; ``ack``: acknowledge the entry in the same step."""
+
+    delivery: Delivery
+    record: JobRecord
+    ack: bool = True
+
+
+class JobQueue:
+    """Jobs on Redis Streams beside ``store``'s records (same link, same namespace).
+
+    ``consumer`` names this node's consumer (it contains the node id, so an operator
+    sees who holds what: ``XPENDING {ns}:q:{runnable} reactr``). Every method raises
+    ``BackendUnavailable`` when Redis cannot be used. Use from one event loop.
+    """
+
+    def __init__(
+        self,
+        store: RedisResultStore,
+        *,
+        consumer: str,
+        visibility_timeout: float = 30.0,
+        max_deliveries: int = 5,
+        clock: Any = time.time,
+    ) -> None:
+        if not visibility_timeout > 0 or max_deliveries < 1:
+            raise ValueError(
+                f"job queue: visibility_timeout must be above 0 and max_deliveries at least 1, "
+                f"got {visibility_timeout}, {max_deliveries}"
+            )
+        self.store, self.link, self.namespace = store, store.link, store.namespace
+        self.consumer, self.visibility_timeout, self.max_deliveries = consumer, visibility_timeout, max_deliveries
+        self.cancel_channel = f"{self.namespace}:cancel"
+        self._clock = clock
+        self._submits = Batcher(self._submit_batch, SUBMIT_BATCH)
+        self._grouped: set[str] = set()  # runnables whose stream and group this queue made sure of
+
+    def stream(self, runnable: str) -> str:
+        return f"{self.namespace}:q:{runnable}"
+
+    # --- submitting ------------------------------------------------------------------------
+
+    async def submit(self, record: JobRecord, job: QueuedJob, *, max_queue: int = 0) -> JobRecord | None:
+        """Queue ``job`` with its queued ``record``; returns once Redis has both.
+
+        Returns None when queued, or the kept record ``record.key`` is bound to
+        (nothing queued: the caller replays or refuses). Raises QueueFull when the
+        runnable's stream holds ``max_queue`` jobs (0: no bound), BackendUnavailable.
+        The submits of one event-loop turn share one script call.
+        """
+        return await self._submits((record, job, max_queue))
+
+    async def _submit_batch(self, batch: list[Submit]) -> list[JobRecord | BaseException | None]:
+        args: list[Any] = [self.namespace, GROUP, self._clock(), self.store.ttl, self.store.max_results]
+        args.append(self.store.max_bytes)
+        for record, job, max_queue in batch:
+            args += (job.runnable, record.id, *packed(record), job.to_bytes(), max_queue)
+        replies = await self.link.run("submit", *args)
+        answers: list[JobRecord | BaseException | None] = []
+        for (_, job, max_queue), reply in zip(batch, replies, strict=True):
+            if reply[0] == b"f":
+                answers.append(QueueFull(f"runnable '{job.runnable}': {max_queue} jobs queued already"))
+            else:
+                answers.append(unpacked(*reply[2:5]) if reply[0] == b"k" else None)
+        return answers
+
+    # --- consuming -------------------------------------------------------------------------
+
+    async def consume(self, runnables: Iterable[str], count: int, block: float) -> list[Delivery]:
+        """Up to ``count`` new jobs of each of ``runnables`` for this consumer, waiting up to ``block`` s for one.
+
+        Each comes with its state (run it, or cancelled, or done already) and attempt.
+        """
+        names = sorted(runnables)
+        if not names or count < 1:
+            await asyncio.sleep(block)
+            return []
+        await self._ensure_groups(names)
+        streams = [self.stream(name) for name in names]
+        command = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count, "BLOCK", int(block * 1000))
+        try:
+            reply = await self.link.read(*command, "STREAMS", *streams, *[">"] * len(streams), block=block)
+        except BackendUnavailable as error:
+            if "NOGROUP" in str(error):  # Redis lost the stream (restarted without persistence): make it again
+                self._grouped.clear()
+            raise
+        streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # RESP3 or RESP2 shape
+        prefix = len(self.stream(""))
+        entries = [
+            (stream.decode()[prefix:], entry, fields)
+            for stream, items in streams_items for entry, fields in items if fields is not None
+        ]  # fmt: skip
+        return await self._begin(entries)
+
+    async def reclaim(self, runnables: Iterable[str], count: int) -> list[Delivery]:
+        """Up to ``count`` jobs of ``runnables`` idle longer than the visibility timeout, now this consumer's.
+
+        Their node died or stopped extending them. One past ``max_deliveries`` comes
+        with state DEAD: ``complete`` it with ``gave_up(delivery)``.
+        """
+        names = sorted(runnables)
+        await self._ensure_groups(names)
+        idle = int(self.visibility_timeout * 1000)
+        entries: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        for name in names:
+            if len(entries) >= count:
+                break
+            left = count - len(entries)
+            reply = await self.link.call("XAUTOCLAIM", self.stream(name), GROUP, self.consumer, idle, "0-0",
+                                         "COUNT", left)  # fmt: skip
+            entries += [(name, entry, fields) for entry, fields in reply[1] if fields is not None]
+        deliveries = await self._begin(entries)
+        return [
+            d._replace(state=State.DEAD) if d.attempt > self.max_deliveries and d.state is State.RUN else d
+            for d in deliveries
+        ]
+
+    async def _begin(self, entries: list[tuple[str, bytes, dict[bytes, bytes]]]) -> list[Delivery]:
+        jobs: list[tuple[str, str, QueuedJob]] = []
+        for name, entry, fields in entries:
+            try:
+                jobs.append((name, entry.decode(), QueuedJob.from_bytes(fields[b"j"])))
+            except (KeyError, ValueError) as error:  # not ours: drop it rather than choke on it forever
+                log.error("stream %s entry %s is not a job (%s); dropped", self.stream(name), entry, error)
+                await self.link.run("ack", self.namespace, GROUP, name, entry, "")
+        if not jobs:
+            return []
+        args: list[Any] = [self.namespace, GROUP, self.consumer, self._clock()]
+        for name, entry_id, job in jobs:
+            args += (name, entry_id, job.id)
+        replies = await self.link.run("begin", *args)
+        return [
+            Delivery(name, entry, job, int(reply[1]), State(reply[0].decode()),
+                     unpacked(*reply[2:5]) if reply[0] == b"d" else None)
+            for (name, entry, job), reply in zip(jobs, replies, strict=True)
+        ]  # fmt: skip
+
+    async def _ensure_groups(self, names: Sequence[str]) -> None:
+        for name in names:
+            if name in self._grouped:
+                continue
+            try:
+                await self.link.call("XGROUP", "CREATE", self.stream(name), GROUP, "0", "MKSTREAM")
+            except BackendUnavailable as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+            self._grouped.add(name)
+
+    # --- finishing -------------------------------------------------------------------------
+
+    async def complete(self, outcomes: Sequence[Outcome]) -> list[JobRecord]:
+        """Store each outcome (the first one stored stands), acknowledging those with ``ack``; one script.
+
+        Returns the record each job now answers with: its outcome, or the one its
+        first run stored. Wakes this process's waiters.
+        """
+        args: list[Any] = [self.namespace, GROUP, self.store.max_results, self.store.max_bytes, self.consumer]
+        for delivery, record, ack in outcomes:
+            d, nbase, _, _, finished = packed(record)
+            dead = delivery.state is State.DEAD
+            args += (delivery.runnable, delivery.entry, record.id, d, nbase, finished, "1" if ack else "0",
+                     delivery.attempt - 1 if dead else "", record.error_message if dead else "")  # fmt: skip
+        replies = await self.link.run("complete", *args)
+        kept = [self.store.outcome(outcome.record, reply) for outcome, reply in zip(outcomes, replies, strict=True)]
+        for record in kept:
+            self.store.wake(record)
+        return kept
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge and delete the entries of jobs whose outcome is stored (and callback sent)."""
+        args: list[Any] = [self.namespace, GROUP]
+        for delivery in deliveries:
+            args += (delivery.runnable, delivery.entry, delivery.job.id)
+        await self.link.run("ack", *args)
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Keep the entries of ``deliveries`` from being reclaimed (their idle time starts again).
+
+        Returns those this consumer no longer holds (reclaimed by another node, or acknowledged).
+        """
+        if not deliveries:
+            return []
+        args: list[Any] = [self.namespace, GROUP, self.consumer]
+        for delivery in deliveries:
+            args += (delivery.runnable, delivery.entry)
+        lost = await self.link.run("extend", *args)
+        return [deliveries[int(position) - 1] for position in lost]
+
+    def gave_up(self, delivery: Delivery) -> JobRecord:
+        """The failed record of a job delivered more than ``max_deliveries`` times (state DEAD)."""
+        message = f"gave up after {delivery.attempt - 1} deliveries (max_deliveries = {self.max_deliveries})"
+        job = delivery.job
+        return JobRecord(
+            job.id, job.runnable, JobStatus.FAILED, job.created, None, self._clock(),
+            error_kind=ErrorKind.EXECUTION, error_message=message, error_text=message,
+        )  # fmt: skip
+
+    async def prune(self, runnables: Iterable[str], idle: float) -> list[str]:
+        """Delete the consumers that hold nothing and were idle over ``idle`` seconds: nodes gone for good.
+
+        Every process has a consumer of its own, so without this the group keeps one
+        per process ever started. A live consumer reads every few seconds, and one
+        holding entries is never deleted. Returns the names deleted.
+        """
+        deleted: list[str] = []
+        for name in sorted(runnables):
+            stream = self.stream(name)
+            with contextlib.suppress(BackendUnavailable):  # no such stream or group (yet): nothing to prune
+                for info in await self.link.call("XINFO", "CONSUMERS", stream, GROUP):
+                    fields = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2], strict=True))
+                    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+                    consumer = fields["name"].decode() if isinstance(fields["name"], bytes) else fields["name"]
+                    if consumer != self.consumer and fields["pending"] == 0 and fields["idle"] > idle * 1000:
+                        await self.link.call("XGROUP", "DELCONSUMER", stream, GROUP, consumer)
+                        deleted.append(consumer)
+        return deleted
+
+    # --- cancelling ------------------------------------------------------------------------
+
+    async def cancel(self, result_id: str) -> None:
+        """Cancel a job wherever it is: a queued one is skipped when consumed, a running one is told to stop."""
+        await self.link.run("cancel", self.namespace, result_id, int(CANCEL_MARK_SECONDS * 1000))
+
+
+
+__all__ = ["GROUP", "JobQueue", "Outcome"]

@@ -1,0 +1,136 @@
+"""What the Redis result store does beyond the store contract: other nodes, lost connections, its key layout."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import redis
+
+from reactr_wasm.backends.records import JobRecord, JobStatus
+from reactr_wasm.backends.redis_link import BackendUnavailable, RedisLink
+from reactr_wasm.backends.redis_results import RedisResultStore
+from reactr_wasm.scheduler.job import new_result_id
+from tests.services import RedisProcess, Service, redis_server
+
+pytestmark = pytest.mark.timeout(30)
+MakeStore = Callable[[], RedisResultStore]
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    with redis_server() as running:
+        yield running
+
+
+@pytest.fixture
+async def make_store(service: Service) -> AsyncIterator[MakeStore]:
+    """Stores of one namespace, as the nodes of one cluster have."""
+    namespace, made = f"s-{new_result_id()}", []
+
+    def make() -> RedisResultStore:
+        link = RedisLink(service.url)
+        store = RedisResultStore(link, namespace=namespace, ttl=60, max_results=100, max_bytes=1 << 20)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+def queued() -> JobRecord:
+    return JobRecord(new_result_id(), "echo", JobStatus.QUEUED, time.time(), key="order-9", fingerprint="fp")
+
+
+def finished(record: JobRecord) -> JobRecord:
+    now = time.time()
+    done = record._replace(status=JobStatus.SUCCEEDED, started=now, finished=now, value=b"ok")
+    return done._replace(key=None, fingerprint=None)
+
+
+async def test_a_waiter_on_one_node_is_woken_by_a_finish_on_another(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    record = queued()
+    await here.add(record)
+    waiter = asyncio.create_task(here.wait(record.id, 5))
+    assert await here.events.ready(5)
+    started, done = time.monotonic(), finished(record)
+    assert await there.finish(done)
+    woken = await asyncio.wait_for(waiter, 2)
+    assert woken == done._replace(key="order-9", fingerprint="fp")  # read back from Redis: the key carried over
+    assert time.monotonic() - started < 0.5
+
+
+async def test_a_finish_while_the_subscription_is_lost_still_wakes_the_waiter(
+    make_store: MakeStore, service: Service
+) -> None:
+    here, there = make_store(), make_store()
+    record = queued()
+    await here.add(record)
+    waiter = asyncio.create_task(here.wait(record.id, 10))
+    assert await here.events.ready(5)
+    raw = redis.Redis.from_url(service.url)
+    assert raw.client_kill_filter(_type="pubsub") == 1
+    assert raw.pubsub_numsub(here.done_channel) == [(here.done_channel.encode(), 0)]  # nobody hears the finish
+    await there.finish(finished(record))
+    assert (await asyncio.wait_for(waiter, 5)).value == b"ok"  # re-checked once subscribed again
+    assert await here.events.ready(5)
+    raw.close()
+
+
+async def test_records_are_msgpack_in_a_hash_with_the_bounds_beside(make_store: MakeStore, service: Service) -> None:
+    store = make_store()
+    record = queued()
+    await store.add(record)
+    raw = redis.Redis.from_url(service.url)
+    kept = raw.hgetall(store.record_key(record.id))
+    assert JobRecord.from_bytes(kept[b"d"]) == record._replace(key=None, fingerprint=None)
+    assert (kept[b"k"], kept[b"f"], int(kept[b"n"])) == (b"order-9", b"fp", record.nbytes)
+    assert raw.get(f"{store.namespace}:k:order-9") == record.id.encode()
+    assert raw.zrange(f"{store.namespace}:age", 0, -1) == [record.id.encode()]
+    assert int(raw.get(f"{store.namespace}:bytes") or 0) == record.nbytes
+    assert raw.ttl(store.record_key(record.id)) == -1  # no Redis TTL: expiry is the store's (see the module doc)
+    raw.close()
+
+
+async def test_redis_away_is_a_clear_error_and_its_return_is_noticed() -> None:
+    server = RedisProcess()
+    store = RedisResultStore(RedisLink(server.start().url, timeout=1), namespace="n", ttl=60, max_results=10,
+                             max_bytes=1 << 20)  # fmt: skip
+    try:
+        record = queued()
+        await store.add(record)
+        server.stop(signal.SIGKILL)
+        with pytest.raises(BackendUnavailable, match=r"Redis script get failed: .*(Connection|connect)"):
+            await store.get(record.id)
+        server.start()  # without persistence: back, empty
+        assert await store.get(record.id) is None
+        assert await store.add(record) is None and await store.get(record.id) == record
+    finally:
+        await store.close()
+        server.close()
+
+
+async def test_a_channel_added_later_is_heard_and_the_first_still_is(make_store: MakeStore, service: Service) -> None:
+    here, there = make_store(), make_store()
+    record = queued()
+    await here.add(record)
+    waiter = asyncio.create_task(here.wait(record.id, 10))
+    assert await here.events.ready(5)
+    heard: list[bytes] = []
+    here.events.on(f"{here.namespace}:other", heard.append)  # subscribes again, to both
+    assert await here.events.ready(5)
+    raw = redis.Redis.from_url(service.url)
+    assert raw.publish(f"{here.namespace}:other", b"hello") == 1
+    await there.finish(finished(record))
+    assert (await asyncio.wait_for(waiter, 5)).value == b"ok"
+    for _ in range(50):
+        if heard:
+            break
+        await asyncio.sleep(0.02)
+    assert heard == [b"hello"]
+    raw.close()
