@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .capabilities.cache import MemoryCache
-from .capabilities.grants import Capabilities
-from .config import Config
-from .errors import (
+from reactr_wasm.capabilities.cache import MemoryCache
+from reactr_wasm.capabilities.grants import Capabilities
+from reactr_wasm.config import Config
+from reactr_wasm.errors import (
     ConfigError,
     ExecutionError,
     JobCancelled,
@@ -25,19 +25,19 @@ from .errors import (
     RunErr,
     RunnableNotFound,
 )
-from .limits import Limits
-from .scheduler.group import Group
-from .scheduler.job import Job, JobStatus, Result
-from .scheduler.reactr import Reactr
-from .scheduler.schedule import after, every
-from .scheduler.targets import Ctx
-from .signing import verify_signature
-from .wasm.engine import FreshPool, WasmEngine
-from .wasm.runnable import CoordinatedResponse, WasmRunnable
+from reactr_wasm.limits import Limits
+from reactr_wasm.scheduler.group import Group
+from reactr_wasm.scheduler.job import Job, JobStatus, Result
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.scheduler.schedule import after, every
+from reactr_wasm.scheduler.targets import Ctx
+from reactr_wasm.signing import verify_signature
+from reactr_wasm.wasm.engine import FreshPool, WasmEngine
+from reactr_wasm.wasm.runnable import CoordinatedResponse, WasmRunnable
 
 if TYPE_CHECKING:
-    from .server.app import create_app
-    from .server.run import serve
+    from reactr_wasm.server.app import create_app
+    from reactr_wasm.server.run import serve
 
 __version__ = "0.1.0"  # the package's version: pyproject.toml reads it from here
 

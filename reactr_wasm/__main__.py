@@ -1,5 +1,5 @@
 """``python -m reactr_wasm``: the same as the ``reactr-wasm`` command."""
 
-from .cli import main
+from reactr_wasm.cli import main
 
 raise SystemExit(main())

@@ -15,14 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .cli_client import add_commands as add_client_commands
-from .cli_tools import add_commands as add_tool_commands
-from .compose import build_backends, build_reactr, build_service, register_wasm
-from .config import Config, dump_toml, load_config, parse_size
-from .errors import ConfigError, ModuleError, ReactrError
-from .scheduler.values import value_bytes
-from .server.logformat import LOG_FORMATS, set_log_format, setup_logging
+from reactr_wasm import __version__
+from reactr_wasm.cli_client import add_commands as add_client_commands
+from reactr_wasm.cli_tools import add_commands as add_tool_commands
+from reactr_wasm.compose import build_backends, build_reactr, build_service, register_wasm
+from reactr_wasm.config import Config, dump_toml, load_config, parse_size
+from reactr_wasm.errors import ConfigError, ModuleError, ReactrError
+from reactr_wasm.scheduler.values import value_bytes
+from reactr_wasm.server.logformat import LOG_FORMATS, set_log_format, setup_logging
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -216,7 +216,7 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.run import ListenError, loop_factory, serve  # the HTTP server loads only for serve
+    from reactr_wasm.server.run import ListenError, loop_factory, serve  # the HTTP server loads only for serve
 
     config = serve_config(args)
     if args.print_config:
@@ -297,8 +297,8 @@ def inspect_module(path: Path, wasm: bytes) -> dict[str, Any]:
     """The ``inspect`` report: exports, imports, capabilities, problems and ``ok``."""
     import wasmtime
 
-    from .wasm.engine import WasmEngine
-    from .wasm.module import check_abi
+    from reactr_wasm.wasm.engine import WasmEngine
+    from reactr_wasm.wasm.module import check_abi
 
     report: dict[str, Any] = {"file": str(path), "size": len(wasm)}
     report |= {"ok": False, "exports": [], "imports": [], "capabilities": [], "problems": []}

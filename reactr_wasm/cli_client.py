@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import (
+from reactr_wasm.errors import (
     ExecutionError,
     JobCancelled,
     JobPending,
@@ -29,7 +29,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .client import Client
+    from reactr_wasm.client import Client
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 DEFAULT_SERVER = "http://127.0.0.1:8080"  # client.DEFAULT_URL, without importing httpx here
@@ -146,7 +146,7 @@ def _read_data(spec: str) -> bytes | None:
 
 def _connect(args: argparse.Namespace) -> Client | None:
     """A client for ``--server``, or None after reporting a bad URL."""
-    from .client import Client  # httpx loads only for these commands
+    from reactr_wasm.client import Client  # httpx loads only for these commands
 
     try:
         return Client(args.server, token=args.token, headers=dict(args.header))

@@ -13,11 +13,11 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import ReactrError
-from .tooling import LANGUAGES, RUST_CARGO, STARTERS, BuildFailed, ToolchainMissing
-from .tooling.build import Source, SourceError, build, check, check_toolchains, find_source, source_names
-from .tooling.scaffold import new_runnable
-from .tooling.watch import changed_runnables
+from reactr_wasm.errors import ReactrError
+from reactr_wasm.tooling import LANGUAGES, RUST_CARGO, STARTERS, BuildFailed, ToolchainMissing
+from reactr_wasm.tooling.build import Source, SourceError, build, check, check_toolchains, find_source, source_names
+from reactr_wasm.tooling.scaffold import new_runnable
+from reactr_wasm.tooling.watch import changed_runnables
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import (
+from reactr_wasm.errors import (
     ConnectionFailed,
     ExecutionError,
     JobCancelled,
@@ -43,8 +43,8 @@ from .errors import (
     ServerUnavailable,
     Unauthorized,
 )
-from .scheduler.job import Job
-from .signing import SIGNATURE_HEADER, verify_signature
+from reactr_wasm.scheduler.job import Job
+from reactr_wasm.signing import SIGNATURE_HEADER, verify_signature
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = 10.0  # seconds to connect, send, and read an answer that does not wait for a job

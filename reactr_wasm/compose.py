@@ -23,18 +23,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.memory_results import MemoryResultStore
-from .backends.results import ResultStore
-from .capabilities.cache import MemoryCache
-from .capabilities.grants import Capabilities
-from .capabilities.registry import CAPABILITIES, NAMES
-from .config import Config
-from .config.capabilities import Section, runnable_settings
-from .errors import ConfigError
-from .limits import Limits
-from .scheduler.reactr import Reactr
-from .server.watch import RunnableFolder
-from .wasm.engine import FreshPool
+from reactr_wasm.backends.memory_results import MemoryResultStore
+from reactr_wasm.backends.results import ResultStore
+from reactr_wasm.capabilities.cache import MemoryCache
+from reactr_wasm.capabilities.grants import Capabilities
+from reactr_wasm.capabilities.registry import CAPABILITIES, NAMES
+from reactr_wasm.config import Config
+from reactr_wasm.config.capabilities import Section, runnable_settings
+from reactr_wasm.errors import ConfigError
+from reactr_wasm.limits import Limits
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.server.watch import RunnableFolder
+from reactr_wasm.wasm.engine import FreshPool
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -223,7 +223,7 @@ def build_store(config: Config) -> ResultStore:
 
 def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = None) -> web.Application:
     """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
-    from .server.app import create_app  # the routes load only for serve, not for `run`
+    from reactr_wasm.server.app import create_app  # the routes load only for serve, not for `run`
 
     app = create_app(reactr, config, store=build_store(config))
     if folder is not None:

@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from reactr_wasm.tooling import rustc
-
-from .conftest import ROOT
-from .test_tooling import write_constant
+from tests.conftest import ROOT
+from tests.test_tooling import write_constant
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 WAIT = 30.0  # seconds: the bound on any one expected line

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from reactr_wasm.tooling import rustc
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 CARGO = rustc.DEBIAN_RUSTC.with_name("cargo")
 pytestmark = [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, wat_module
+from tests.conftest import ROOT, wat_module
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -17,10 +17,9 @@ import pytest
 from aiohttp import web
 
 from reactr_wasm.client import verify_signature
-
-from .conftest import ROOT, wat_module
-from .test_cli import ENV, cli, free_port, post, serve_process
-from .test_client import UNKNOWN_ID, Loop, Servers
+from tests.conftest import ROOT, wat_module
+from tests.test_cli import ENV, cli, free_port, post, serve_process
+from tests.test_client import UNKNOWN_ID, Loop, Servers
 
 CONFIG = """\
 [server]

@@ -29,10 +29,9 @@ from reactr_wasm.client import (
 )
 from reactr_wasm.config import CallbackConfig, ServerConfig
 from reactr_wasm.server.app import create_app
-
-from .conftest import ROOT, RUNNABLES
-from .test_cli import free_port
-from .test_server_api import wasm
+from tests.conftest import ROOT, RUNNABLES
+from tests.test_cli import free_port
+from tests.test_server_api import wasm
 
 UNKNOWN_ID = "0123456789abcdefghijklmn"
 TOKEN = "s3cret-token"

@@ -10,8 +10,7 @@ import pytest
 
 from reactr_wasm import CoordinatedResponse, JobCancelled, Limits, RunErr, WasmEngine
 from reactr_wasm.wasm.context import RunControl
-
-from .conftest import wat_module
+from tests.conftest import wat_module
 
 LARGE = (b"lorem ipsum dolor sit amet " * 2500)[:64_000] + b"\xff\x00tail"
 

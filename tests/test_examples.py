@@ -13,9 +13,8 @@ import urllib.request
 from pathlib import Path
 
 from reactr_wasm.cli import FOLDER_CONFIG
-
-from .conftest import RUNNABLES
-from .test_cli import serve_process
+from tests.conftest import RUNNABLES
+from tests.test_cli import serve_process
 
 
 def examples(tmp_path: Path, *, with_config: bool = True) -> Path:

@@ -11,9 +11,8 @@ from reactr_wasm import Config, ConfigError, FreshPool, Limits, QueueFull, React
 from reactr_wasm.compose import FRESH_HEADROOM, fresh_pool_for
 from reactr_wasm.config import load_config
 from reactr_wasm.server.app import create_app
-
-from .conftest import wat_module
-from .test_server_api import make_config
+from tests.conftest import wat_module
+from tests.test_server_api import make_config
 
 MIB = 1024 * 1024
 

@@ -8,8 +8,7 @@ import pytest
 import wasmtime
 
 from reactr_wasm import ExecutionError, JobTimeout, Limits, ModuleError, Reactr, WasmEngine
-
-from .conftest import wat_module
+from tests.conftest import wat_module
 
 MIB = 1024 * 1024
 

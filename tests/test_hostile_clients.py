@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, wat_module
+from tests.conftest import ROOT, wat_module
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 SLOW_HEAD = b"POST /do/echo?then=true HTTP/1.1\r\nHost: slow\r\n"

@@ -20,10 +20,9 @@ from reactr_wasm.scheduler.worker import FAST_STREAK, INLINE_BUDGET_SECONDS
 from reactr_wasm.wasm.context import RunControl
 from reactr_wasm.wasm.driver import STAGE_CAPACITY
 from reactr_wasm.wasm.runnable import InlineBudgetExceeded, WasmRunnable
-
-from .conftest import wat_module
-from .test_reactr_api import CHAIN_WAT
-from .test_server_api import Start, make_config
+from tests.conftest import wat_module
+from tests.test_reactr_api import CHAIN_WAT
+from tests.test_server_api import Start, make_config
 
 SLOW_ALLOCATE = b"x" * 1000  # slow-steps: allocate spins for inputs of 1000 bytes or more
 SLOW_ALLOCATE_STEPWISE = b"x" * (STAGE_CAPACITY + 1)  # too large for the job driver: three calls

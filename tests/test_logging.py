@@ -26,8 +26,7 @@ import pytest
 from reactr_wasm.config import ConfigError, parse_config
 from reactr_wasm.server.logformat import TEXT_FORMAT, JsonFormatter, TextFormatter
 from reactr_wasm.server.redaction import Redactor
-
-from .conftest import ROOT, wat_module
+from tests.conftest import ROOT, wat_module
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 # `python -c BLOCK_UVLOOP serve ...`: the CLI in a process where `import uvloop` fails, as if not installed

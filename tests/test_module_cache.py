@@ -23,9 +23,8 @@ import pytest
 from wasmtime import Config, Engine, Module
 
 from reactr_wasm.wasm.module import ModuleCache
-
-from .conftest import RUNNABLES, wat_module
-from .test_cli import post, serve_process
+from tests.conftest import RUNNABLES, wat_module
+from tests.test_cli import post, serve_process
 
 OTHER_UID = 65534  # nobody
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")

@@ -15,8 +15,7 @@ from reactr_wasm.config import ServerConfig
 from reactr_wasm.server.app import create_app
 from reactr_wasm.server.openapi import openapi_document
 from reactr_wasm.server.responses import error_response
-
-from .test_server_api import Start, answer, make_config, wasm
+from tests.test_server_api import Start, answer, make_config, wasm
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TOKEN_CONFIG = Config(server=ServerConfig(auth_tokens=["secret-token"]))

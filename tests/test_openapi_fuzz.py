@@ -32,8 +32,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings  # a dependency of schemathesis
 from schemathesis.checks import negative_data_rejection, not_a_server_error, positive_data_acceptance
 
-from .conftest import ROOT, RUNNABLES, wat_module
-from .test_cli import ENV, free_port
+from tests.conftest import ROOT, RUNNABLES, wat_module
+from tests.test_cli import ENV, free_port
 
 pytestmark = pytest.mark.slow
 

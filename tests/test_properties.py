@@ -50,8 +50,7 @@ from reactr_wasm.config.capabilities import CACHE, DB, HTTP, STATIC
 from reactr_wasm.wasm.module import HOST_FUNCTIONS
 from reactr_wasm.wasm.request import FIELD_META, CoordinatedRequest, FieldError
 from reactr_wasm.wasm.runnable import CoordinatedResponse, WasmRunnable
-
-from .conftest import wat_module
+from tests.conftest import wat_module
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

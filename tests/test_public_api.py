@@ -16,8 +16,7 @@ import pytest
 
 import reactr_wasm
 from reactr_wasm import WasmEngine
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 README = ROOT / "README.md"
 

@@ -128,7 +128,7 @@ def test_discard_drops_the_value(reactr: Reactr) -> None:
 
 
 def test_a_finished_result_keeps_its_output_but_not_its_input(reactr: Reactr) -> None:
-    from .conftest import wat_module
+    from tests.conftest import wat_module
 
     for name in ("echo", "result-and-error"):
         reactr.register(name, reactr.engine.load(name, wat_module(name)))

@@ -21,9 +21,8 @@ from reactr_wasm.config import Config, ConfigError, parse_config
 from reactr_wasm.config.capabilities import SECTION_TYPES, CapabilitiesConfig, Section
 from reactr_wasm.wasm.hostcalls import NOT_ENABLED
 from reactr_wasm.wasm.module import HOST_FUNCTIONS, LABELS
-
-from .conftest import ROOT, wat_module
-from .test_capabilities import call
+from tests.conftest import ROOT, wat_module
+from tests.test_capabilities import call
 
 # What `import reactr_wasm` must not load: network clients, the server, the optional drivers.
 HEAVY = ("aiohttp", "yarl", "multidict", "httpx", "psycopg", "psycopg_pool", "redis")

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from reactr_wasm import CoordinatedResponse, Reactr, RunErr
-
-from .conftest import RUNNABLES
+from tests.conftest import RUNNABLES
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ import wasmtime
 
 from reactr_wasm.tooling import rustc
 from reactr_wasm.tooling.base import ToolchainMissing
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not rustc.DEBIAN_RUSTC.exists(), reason=f"needs Debian's rustc ({rustc.APT_INSTALL})")
 

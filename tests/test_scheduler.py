@@ -22,8 +22,7 @@ from reactr_wasm import (
 )
 from reactr_wasm.scheduler.job import is_result_id, new_result_id
 from reactr_wasm.scheduler.worker import FAST_STREAK
-
-from .conftest import wat_module
+from tests.conftest import wat_module
 
 
 def looping(reactr: Reactr, timeout: float) -> object:

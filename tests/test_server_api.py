@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from reactr_wasm import Config, CoordinatedResponse, Job, Limits, Reactr, RunErr
 from reactr_wasm.config import CallbackConfig, ServerConfig
 from reactr_wasm.server.app import create_app
-
-from .conftest import RUNNABLES, wat_module
+from tests.conftest import RUNNABLES, wat_module
 
 Client = TestClient[web.Request, web.Application]
 Start = Callable[..., Awaitable[Client]]

@@ -11,8 +11,7 @@ import pytest
 
 from reactr_wasm import Config, Reactr
 from reactr_wasm.server.app import SERVER
-
-from .test_server_api import Client, Start, answer, make_config, wasm
+from tests.test_server_api import Client, Start, answer, make_config, wasm
 
 LONG = b"5000000000"  # slow.wat iterations: several seconds, always cancelled by the test
 

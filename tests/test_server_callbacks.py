@@ -18,10 +18,9 @@ from reactr_wasm import Config, Job, Reactr
 from reactr_wasm.capabilities.egress import read_proxy_environment
 from reactr_wasm.config import CallbackConfig, ServerConfig
 from reactr_wasm.server.callbacks import verify_signature
-
-from .conftest import RUNNABLES
-from .egress_parts import NAME, Asked, ForwardProxy, ThrowawayCA, make_ca
-from .test_server_api import Start, answer, wasm
+from tests.conftest import RUNNABLES
+from tests.egress_parts import NAME, Asked, ForwardProxy, ThrowawayCA, make_ca
+from tests.test_server_api import Start, answer, wasm
 
 
 def callback_config(**callbacks: Any) -> Config:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, wat_module
-from .test_cli import free_port
+from tests.conftest import ROOT, wat_module
+from tests.test_cli import free_port
 
 MIB = 1024 * 1024
 JOBS = 200

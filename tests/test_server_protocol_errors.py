@@ -15,9 +15,8 @@ import pytest
 
 from reactr_wasm import Reactr
 from reactr_wasm.server.run import serve
-
-from .test_server_api import wasm
-from .test_server_shutdown import config_for, free_port, wait_listening
+from tests.test_server_api import wasm
+from tests.test_server_shutdown import config_for, free_port, wait_listening
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from aiohttp.test_utils import TestClient
 from reactr_wasm import Config, Reactr
 from reactr_wasm.config import ServerConfig
 from reactr_wasm.server.fastpath import DO_ROUTE
-
-from .conftest import wat_module
+from tests.conftest import wat_module
 
 Client = TestClient[web.Request, web.Application]
 Start = Callable[..., Awaitable[Client]]

@@ -21,9 +21,8 @@ from reactr_wasm import Config, Reactr
 from reactr_wasm.config import CallbackConfig, ServerConfig
 from reactr_wasm.server.app import SERVER, create_app
 from reactr_wasm.server.run import serve
-
-from .conftest import ROOT
-from .test_server_api import wasm
+from tests.conftest import ROOT
+from tests.test_server_api import wasm
 
 
 def free_port() -> int:

@@ -19,9 +19,8 @@ import pytest
 
 from reactr_wasm import Reactr
 from reactr_wasm import cli as reactr_cli
-
-from .conftest import RUNNABLES
-from .test_cli import ENV, cli, post, serve_process
+from tests.conftest import RUNNABLES
+from tests.test_cli import ENV, cli, post, serve_process
 
 # A WAT runnable that answers a constant: cheap to rebuild with a new answer.
 CONSTANT_WAT = """\

@@ -22,8 +22,7 @@ from reactr_wasm.errors import JobTimeout
 from reactr_wasm.scheduler.reactr import Reactr
 from reactr_wasm.server.folder_events import REMOTE_FILESYSTEMS, filesystem_type
 from reactr_wasm.server.watch import RunnableFolder
-
-from .conftest import MODULES, wat_module
+from tests.conftest import MODULES, wat_module
 
 RELOAD_BOUND = 2.0  # seconds from a file change to the new behaviour, per the contract
 

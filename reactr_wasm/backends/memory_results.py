@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .records import JobRecord
-from .results import Clock, ResultStore
+from reactr_wasm.backends.records import JobRecord
+from reactr_wasm.backends.results import Clock, ResultStore
 
 
 class MemoryResultStore(ResultStore):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from ..errors import JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
+from reactr_wasm.errors import JobCancelled, JobTimeout, QueueFull, ReactrError, RunErr, RunnableNotFound
 
 FORMAT = 1  # version of the msgpack form, first field of every packed record
 # What a kept record costs besides its bytes: the object, its strings and floats, and the

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from .redis_link import RedisLink
+from reactr_wasm.backends.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from importlib import resources
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ReactrError
+from reactr_wasm.errors import ConfigError, ReactrError
 
 if TYPE_CHECKING:
     import redis.asyncio

@@ -35,11 +35,11 @@ import logging
 import time
 from typing import Any
 
-from .batching import Batcher
-from .records import JobRecord, JobStatus
-from .redis_events import Events
-from .redis_link import RedisLink
-from .results import Clock, ResultStore
+from reactr_wasm.backends.batching import Batcher
+from reactr_wasm.backends.records import JobRecord, JobStatus
+from reactr_wasm.backends.redis_events import Events
+from reactr_wasm.backends.redis_link import RedisLink
+from reactr_wasm.backends.results import Clock, ResultStore
 
 log = logging.getLogger(__name__)
 

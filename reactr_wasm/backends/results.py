@@ -28,7 +28,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from .records import JobRecord
+from reactr_wasm.backends.records import JobRecord
 
 Clock = Callable[[], float]
 

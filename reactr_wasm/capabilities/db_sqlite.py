@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .db import Database, QueryDef, returned_id
+from reactr_wasm.capabilities.db import Database, QueryDef, returned_id
+from reactr_wasm.errors import ConfigError
 
 
 class SQLiteDatabase(Database):

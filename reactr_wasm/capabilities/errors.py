@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ReactrError
+from reactr_wasm.errors import ReactrError
 
 
 class CapabilityError(ReactrError):

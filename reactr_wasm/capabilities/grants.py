@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .registry import NAMES
+from reactr_wasm.capabilities.registry import NAMES
 
 if TYPE_CHECKING:  # for the annotations only: the HTTP client would load aiohttp
-    from .cache import Cache
-    from .db import Database
-    from .graphql import GraphQLClient
-    from .http import HttpClient
-    from .static import StaticFiles
+    from reactr_wasm.capabilities.cache import Cache
+    from reactr_wasm.capabilities.db import Database
+    from reactr_wasm.capabilities.graphql import GraphQLClient
+    from reactr_wasm.capabilities.http import HttpClient
+    from reactr_wasm.capabilities.static import StaticFiles
 
 
 @dataclass(frozen=True)

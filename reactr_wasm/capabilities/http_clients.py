@@ -14,10 +14,10 @@ import threading
 from collections.abc import Mapping
 from typing import Protocol
 
-from .egress import Egress
-from .http import HttpClient
-from .http_loop import BackgroundLoop
-from .http_rules import HttpRules
+from reactr_wasm.capabilities.egress import Egress
+from reactr_wasm.capabilities.http import HttpClient
+from reactr_wasm.capabilities.http_loop import BackgroundLoop
+from reactr_wasm.capabilities.http_rules import HttpRules
 
 _Key = tuple[HttpRules, tuple[tuple[str, str], ...], Egress]
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from yarl import URL
 
-    from .egress import Egress
+    from reactr_wasm.capabilities.egress import Egress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .graphql import GraphQLClient
+from reactr_wasm.capabilities.graphql import GraphQLClient
 
 # (the section's backend, the runnable's settings of that section) -> the runnable's capability object.
 Grant = Callable[[Any, Any], object]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from ..backends.records import JobRecord
+from reactr_wasm.backends.records import JobRecord
 
 FORMAT = 1  # version of the packed job, its first field
 

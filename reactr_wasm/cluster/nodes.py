@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from ..backends.redis_link import RedisLink
+from reactr_wasm.backends.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from ..backends.batching import Batcher
-from ..backends.records import ErrorKind, JobRecord, JobStatus
-from ..backends.redis_link import BackendUnavailable
-from ..backends.redis_results import RedisResultStore, packed, unpacked
-from ..errors import QueueFull
-from .messages import Delivery, QueuedJob, State
+from reactr_wasm.backends.batching import Batcher
+from reactr_wasm.backends.records import ErrorKind, JobRecord, JobStatus
+from reactr_wasm.backends.redis_link import BackendUnavailable
+from reactr_wasm.backends.redis_results import RedisResultStore, packed, unpacked
+from reactr_wasm.cluster.messages import Delivery, QueuedJob, State
+from reactr_wasm.errors import QueueFull
 
 log = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from ..backends.records import ErrorKind, JobRecord, JobStatus
-from ..errors import JobCancelled
-from ..scheduler.bridge import LoopBridge
-from ..scheduler.job import Job, Result
-from ..scheduler.reactr import Reactr
-from ..scheduler.values import record_of
-from .messages import Delivery, State
-from .queue import JobQueue, Outcome
+from reactr_wasm.backends.records import ErrorKind, JobRecord, JobStatus
+from reactr_wasm.cluster.messages import Delivery, State
+from reactr_wasm.cluster.queue import JobQueue, Outcome
+from reactr_wasm.errors import JobCancelled
+from reactr_wasm.scheduler.bridge import LoopBridge
+from reactr_wasm.scheduler.job import Job, Result
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.scheduler.values import record_of
 
 log = logging.getLogger(__name__)
 

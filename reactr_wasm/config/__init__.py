@@ -38,10 +38,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError
-from ..limits import MIB, QUEUE_SIZE, Limits
-from .capabilities import CapabilitiesConfig, check_grants, grant_list, read_capabilities, read_http, redact_table
-from .checks import (
+from reactr_wasm.config.capabilities import (
+    CapabilitiesConfig,
+    check_grants,
+    grant_list,
+    read_capabilities,
+    read_http,
+    redact_table,
+)
+from reactr_wasm.config.checks import (
     MASK,
     Invalid,
     Reader,
@@ -58,8 +63,10 @@ from .checks import (
     text,
     toml_key,
 )
-from .cluster import CLUSTER, ClusterConfig, check_cluster
-from .egress import EGRESS, EgressSettings, finish_egress
+from reactr_wasm.config.cluster import CLUSTER, ClusterConfig, check_cluster
+from reactr_wasm.config.egress import EGRESS, EgressSettings, finish_egress
+from reactr_wasm.errors import ConfigError
+from reactr_wasm.limits import MIB, QUEUE_SIZE, Limits
 
 __all__ = [
     "MASK",

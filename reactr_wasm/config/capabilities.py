@@ -46,13 +46,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from ..capabilities.cache import MemoryCache
-from ..capabilities.db import Database, QueryDef, QueryType
-from ..capabilities.http_rules import HttpRules
-from ..capabilities.registry import CAPABILITIES, NAMES
-from ..capabilities.static import StaticFiles
-from ..errors import ConfigError
-from .checks import (
+from reactr_wasm.capabilities.cache import MemoryCache
+from reactr_wasm.capabilities.db import Database, QueryDef, QueryType
+from reactr_wasm.capabilities.http_rules import HttpRules
+from reactr_wasm.capabilities.registry import CAPABILITIES, NAMES
+from reactr_wasm.capabilities.static import StaticFiles
+from reactr_wasm.config.checks import (
     MASK,
     Invalid,
     Reader,
@@ -70,11 +69,12 @@ from .checks import (
     text,
     toml_key,
 )
-from .egress import EGRESS, EgressSettings, finish_egress, over_egress, redact_egress
+from reactr_wasm.config.egress import EGRESS, EgressSettings, finish_egress, over_egress, redact_egress
+from reactr_wasm.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..capabilities.cache import Cache
-    from ..capabilities.http_clients import HttpClients
+    from reactr_wasm.capabilities.cache import Cache
+    from reactr_wasm.capabilities.http_clients import HttpClients
 
 
 def grant_list(value: Any) -> list[str]:
@@ -151,7 +151,7 @@ class HttpSettings(EgressSettings, Section):
 
     def open(self) -> HttpClients:
         """The clients of ``http`` and ``graphql`` on one loop thread; their module loads aiohttp, so only now."""
-        from ..capabilities.http_clients import HttpClients
+        from reactr_wasm.capabilities.http_clients import HttpClients
 
         return HttpClients()
 
@@ -177,7 +177,7 @@ class CacheSettings(Section):
 
     def open(self) -> Cache:
         if self.backend == "redis":
-            from ..capabilities.redis_cache import RedisCache  # the redis package is optional
+            from reactr_wasm.capabilities.redis_cache import RedisCache  # the redis package is optional
 
             assert self.url is not None  # read() refuses redis without a url
             return RedisCache(self.url, self.namespace)
@@ -233,11 +233,11 @@ class DbSettings(Section):
     def open(self) -> Database | None:
         """The database, every query compiled against its schema; raises ConfigError naming a bad query."""
         if self.path is not None:
-            from ..capabilities.db_sqlite import SQLiteDatabase
+            from reactr_wasm.capabilities.db_sqlite import SQLiteDatabase
 
             return SQLiteDatabase(self.path, self.queries)
         if self.url is not None:
-            from ..capabilities.db_postgres import PostgresDatabase  # psycopg is optional
+            from reactr_wasm.capabilities.db_postgres import PostgresDatabase  # psycopg is optional
 
             return PostgresDatabase(self.url, self.queries, max_connections=self.max_connections)
         return None

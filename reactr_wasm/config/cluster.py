@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import Invalid, Reader, Rule, integer, seconds
+from reactr_wasm.config.checks import Invalid, Reader, Rule, integer, seconds
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..capabilities.egress import (
+from reactr_wasm.capabilities.egress import (
     Egress,
     ProxyEnvironment,
     load_ca_file,
@@ -24,7 +24,7 @@ from ..capabilities.egress import (
     read_proxy_environment,
     resolve_pins,
 )
-from .checks import MASK, Invalid, Reader, Rule, boolean, text
+from reactr_wasm.config.checks import MASK, Invalid, Reader, Rule, boolean, text
 
 
 @dataclass

@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import ReactrError
-from .job import Result
+from reactr_wasm.errors import ReactrError
+from reactr_wasm.scheduler.job import Result
 
 
 class DeadlineWatcher:

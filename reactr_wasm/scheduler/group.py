@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .job import Result
+from reactr_wasm.scheduler.job import Result
 
 
 class Group:

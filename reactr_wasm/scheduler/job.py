@@ -11,10 +11,10 @@ from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..backends.records import FINISHED, JobStatus
-from ..errors import JobCancelled, JobTimeout
-from ..wasm.context import RunControl
-from .bridge import LoopBridge
+from reactr_wasm.backends.records import FINISHED, JobStatus
+from reactr_wasm.errors import JobCancelled, JobTimeout
+from reactr_wasm.scheduler.bridge import LoopBridge
+from reactr_wasm.wasm.context import RunControl
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 RESULT_ID_LENGTH = 24

@@ -11,21 +11,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..capabilities.cache import Cache, MemoryCache
-from ..capabilities.grants import Capabilities
-from ..errors import JobTimeout, ReactrError, RunnableNotFound
-from ..limits import QUEUE_SIZE, Limits
-from ..wasm.context import RunControl
-from ..wasm.engine import FreshPool, WasmEngine
-from ..wasm.pool import Isolation
-from ..wasm.runnable import WasmRunnable
-from .deadlines import DeadlineWatcher
-from .group import Group
-from .job import Job, Result
-from .schedule import Schedule, Scheduler
-from .targets import Ctx, PythonTarget, RunnableObject, Target, WasmTarget
-from .values import value_bytes
-from .worker import Worker
+from reactr_wasm.capabilities.cache import Cache, MemoryCache
+from reactr_wasm.capabilities.grants import Capabilities
+from reactr_wasm.errors import JobTimeout, ReactrError, RunnableNotFound
+from reactr_wasm.limits import QUEUE_SIZE, Limits
+from reactr_wasm.scheduler.deadlines import DeadlineWatcher
+from reactr_wasm.scheduler.group import Group
+from reactr_wasm.scheduler.job import Job, Result
+from reactr_wasm.scheduler.schedule import Schedule, Scheduler
+from reactr_wasm.scheduler.targets import Ctx, PythonTarget, RunnableObject, Target, WasmTarget
+from reactr_wasm.scheduler.values import value_bytes
+from reactr_wasm.scheduler.worker import Worker
+from reactr_wasm.wasm.context import RunControl
+from reactr_wasm.wasm.engine import FreshPool, WasmEngine
+from reactr_wasm.wasm.pool import Isolation
+from reactr_wasm.wasm.runnable import WasmRunnable
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import ReactrError
-from .job import Job, Result
+from reactr_wasm.errors import ReactrError
+from reactr_wasm.scheduler.job import Job, Result
 
 log = logging.getLogger(__name__)
 

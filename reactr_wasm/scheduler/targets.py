@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..wasm.context import JobRunner, RunControl
-from ..wasm.runnable import WasmRunnable
-from .job import Job, Result
+from reactr_wasm.scheduler.job import Job, Result
+from reactr_wasm.wasm.context import JobRunner, RunControl
+from reactr_wasm.wasm.runnable import WasmRunnable
 
 if TYPE_CHECKING:
-    from .reactr import Reactr
+    from reactr_wasm.scheduler.reactr import Reactr
 
 
 class Target(Protocol):

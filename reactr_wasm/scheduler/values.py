@@ -16,9 +16,9 @@ import json
 import logging
 from typing import Any
 
-from ..backends.records import FINISHED, ErrorKind, Headers, JobRecord, classify
-from ..wasm.runnable import CoordinatedResponse
-from .job import Result
+from reactr_wasm.backends.records import FINISHED, ErrorKind, Headers, JobRecord, classify
+from reactr_wasm.scheduler.job import Result
+from reactr_wasm.wasm.runnable import CoordinatedResponse
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ import time
 from time import perf_counter
 from typing import Any
 
-from ..errors import JobTimeout, QueueFull, ReactrError
-from ..limits import QUEUE_SIZE
-from ..wasm.context import RunControl
-from ..wasm.runnable import InlineBudgetExceeded
-from .deadlines import DeadlineWatcher
-from .group import Group
-from .job import JobStatus, Result
-from .targets import PayloadTarget, Target
+from reactr_wasm.errors import JobTimeout, QueueFull, ReactrError
+from reactr_wasm.limits import QUEUE_SIZE
+from reactr_wasm.scheduler.deadlines import DeadlineWatcher
+from reactr_wasm.scheduler.group import Group
+from reactr_wasm.scheduler.job import JobStatus, Result
+from reactr_wasm.scheduler.targets import PayloadTarget, Target
+from reactr_wasm.wasm.context import RunControl
+from reactr_wasm.wasm.runnable import InlineBudgetExceeded
 
 log = logging.getLogger(__name__)
 

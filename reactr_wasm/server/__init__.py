@@ -10,8 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import create_app
-    from .run import serve
+    from reactr_wasm.server.app import create_app
+    from reactr_wasm.server.run import serve
 
 _LAZY = {"create_app": f"{__name__}.app", "serve": f"{__name__}.run"}
 

@@ -26,8 +26,8 @@ import time as clock
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .fastpath import DO_PREFIX
-from .request_keys import REQUEST_ID, RESULT, STARTED
+from reactr_wasm.server.fastpath import DO_PREFIX
+from reactr_wasm.server.request_keys import REQUEST_ID, RESULT, STARTED
 
 ACCESS_LOGGER = "reactr_wasm.access"
 

@@ -39,20 +39,20 @@ from typing import Any
 
 from aiohttp import web
 
-from ..backends.memory_results import MemoryResultStore
-from ..backends.records import ErrorKind, JobRecord
-from ..backends.results import ResultStore
-from ..config import Config
-from ..errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
-from ..scheduler.job import Job, Result, is_result_id, new_result_id
-from ..scheduler.reactr import Reactr
-from .callbacks import Callbacks
-from .connections import BodyTimeout
-from .fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
-from .inflight import InFlight
-from .openapi import openapi_route
-from .request_keys import REQUEST_ID, RESULT
-from .responses import (
+from reactr_wasm.backends.memory_results import MemoryResultStore
+from reactr_wasm.backends.records import ErrorKind, JobRecord
+from reactr_wasm.backends.results import ResultStore
+from reactr_wasm.config import Config
+from reactr_wasm.errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
+from reactr_wasm.scheduler.job import Job, Result, is_result_id, new_result_id
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.server.callbacks import Callbacks
+from reactr_wasm.server.connections import BodyTimeout
+from reactr_wasm.server.fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
+from reactr_wasm.server.inflight import InFlight
+from reactr_wasm.server.openapi import openapi_route
+from reactr_wasm.server.request_keys import REQUEST_ID, RESULT
+from reactr_wasm.server.responses import (
     RETRY_AFTER,
     HTTPError,
     error_response,

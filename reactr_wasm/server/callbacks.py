@@ -40,12 +40,12 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from ..backends.records import ErrorKind, JobRecord
-from ..capabilities.egress_connector import egress_connector, proxy_router
-from ..capabilities.netrules import DestinationRefused, canonical_url, check_url, domain_refusal, normal_host
-from ..config import CallbackConfig
-from ..scheduler.values import OCTET
-from ..signing import SIGNATURE_HEADER, sign, verify_signature
+from reactr_wasm.backends.records import ErrorKind, JobRecord
+from reactr_wasm.capabilities.egress_connector import egress_connector, proxy_router
+from reactr_wasm.capabilities.netrules import DestinationRefused, canonical_url, check_url, domain_refusal, normal_host
+from reactr_wasm.config import CallbackConfig
+from reactr_wasm.scheduler.values import OCTET
+from reactr_wasm.signing import SIGNATURE_HEADER, sign, verify_signature
 
 log = logging.getLogger(__name__)
 

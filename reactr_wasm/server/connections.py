@@ -35,7 +35,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 
-from .responses import HTTPError, error_response, new_request_id
+from reactr_wasm.server.responses import HTTPError, error_response, new_request_id
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import ServerConfig
-from ..scheduler.reactr import Reactr
-from .connections import Connections
-from .request_keys import STARTED
+from reactr_wasm.config import ServerConfig
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.server.connections import Connections
+from reactr_wasm.server.request_keys import STARTED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Outcome = tuple[bool, Any, Exception | None]  # (ran, value, error) of a job run by ThenBatch

@@ -19,14 +19,14 @@ import time
 
 from yarl import URL
 
-from ..backends.records import JobRecord, JobStatus
-from ..backends.results import ResultStore
-from ..scheduler.bridge import LoopBridge
-from ..scheduler.job import Job, Result, new_result_id
-from ..scheduler.reactr import Reactr
-from ..scheduler.values import record_of
-from .callbacks import Callbacks
-from .responses import HTTPError
+from reactr_wasm.backends.records import JobRecord, JobStatus
+from reactr_wasm.backends.results import ResultStore
+from reactr_wasm.scheduler.bridge import LoopBridge
+from reactr_wasm.scheduler.job import Job, Result, new_result_id
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.scheduler.values import record_of
+from reactr_wasm.server.callbacks import Callbacks
+from reactr_wasm.server.responses import HTTPError
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import Config
-from ..scheduler.job import RESULT_ID_LENGTH, JobStatus
-from .responses import json_response
+from reactr_wasm.config import Config
+from reactr_wasm.scheduler.job import RESULT_ID_LENGTH, JobStatus
+from reactr_wasm.server.responses import json_response
 
 Schema = dict[str, Any]
 

@@ -23,8 +23,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
-from ..config import MASK, Config
-from .logformat import RECORD_ATTRIBUTES
+from reactr_wasm.config import MASK, Config
+from reactr_wasm.server.logformat import RECORD_ATTRIBUTES
 
 MIN_SECRET = 4  # characters; masking shorter values would mask ordinary words everywhere
 _CREDENTIAL_HEADERS = (

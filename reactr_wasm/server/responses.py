@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..backends.records import ErrorKind, JobRecord, classify
-from ..scheduler.values import JSON, OCTET, encode_value
-from .callbacks import CallbackRefused
+from reactr_wasm.backends.records import ErrorKind, JobRecord, classify
+from reactr_wasm.scheduler.values import JSON, OCTET, encode_value
+from reactr_wasm.server.callbacks import CallbackRefused
 
 RETRY_AFTER = "1"  # seconds, on 503
 ERROR_TYPE_HEADER = "X-Reactr-Error"

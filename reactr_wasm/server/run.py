@@ -13,15 +13,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..config import Config, ServerConfig
-from ..errors import ConfigError
-from ..scheduler.reactr import Reactr
-from .access_log import ACCESS_LOGGER, AccessLogger, write_waiting
-from .app import SHUTDOWN_GRACE, create_app
-from .connections import BACKLOG, connection_cap, raise_open_file_limit
-from .fastpath import DO_PREFIX, FastPathRunner
-from .log_repeats import RepeatFilter
-from .redaction import Redactor, secret_values
+from reactr_wasm.config import Config, ServerConfig
+from reactr_wasm.errors import ConfigError
+from reactr_wasm.scheduler.reactr import Reactr
+from reactr_wasm.server.access_log import ACCESS_LOGGER, AccessLogger, write_waiting
+from reactr_wasm.server.app import SHUTDOWN_GRACE, create_app
+from reactr_wasm.server.connections import BACKLOG, connection_cap, raise_open_file_limit
+from reactr_wasm.server.fastpath import DO_PREFIX, FastPathRunner
+from reactr_wasm.server.log_repeats import RepeatFilter
+from reactr_wasm.server.redaction import Redactor, secret_values
 
 log = logging.getLogger(__name__)
 

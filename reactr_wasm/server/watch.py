@@ -59,8 +59,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..errors import ModuleError, RunnableNotFound
-from .folder_events import READY, REMOVED, Batch, EventsUnavailable, FolderEvents
+from reactr_wasm.errors import ModuleError, RunnableNotFound
+from reactr_wasm.server.folder_events import READY, REMOVED, Batch, EventsUnavailable, FolderEvents
 
 if TYPE_CHECKING:
     from aiohttp import web

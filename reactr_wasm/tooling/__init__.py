@@ -7,10 +7,10 @@ Rust starter as a Cargo project (``new --lang rust --cargo``).
 
 from __future__ import annotations
 
-from .assemblyscript import ASSEMBLYSCRIPT
-from .base import BuildFailed, Language, ToolchainMissing
-from .rust import RUST, RUST_CARGO
-from .wat import WAT
+from reactr_wasm.tooling.assemblyscript import ASSEMBLYSCRIPT
+from reactr_wasm.tooling.base import BuildFailed, Language, ToolchainMissing
+from reactr_wasm.tooling.rust import RUST, RUST_CARGO
+from reactr_wasm.tooling.wat import WAT
 
 LANGUAGES: dict[str, Language] = {language.name: language for language in (RUST, ASSEMBLYSCRIPT, WAT)}
 STARTERS: tuple[str, ...] = tuple(LANGUAGES)

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import BuildFailed, Language, Progress, ToolchainMissing, sdk_dir, shown
+from reactr_wasm.tooling.base import BuildFailed, Language, Progress, ToolchainMissing, sdk_dir, shown
 
 ENTRY = "index.ts"
 PACKAGE = "@suborbital/suborbital"

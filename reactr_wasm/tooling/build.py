@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reactr_wasm.errors import ReactrError
-
-from . import LANGUAGES
-from .base import BuildFailed, Language, Progress
+from reactr_wasm.tooling import LANGUAGES
+from reactr_wasm.tooling.base import BuildFailed, Language, Progress
 
 
 class SourceError(ReactrError):

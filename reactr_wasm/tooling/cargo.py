@@ -19,8 +19,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from .base import BuildFailed, Progress, ToolchainMissing, relocate, sdk_dir, shown
-from .rustc import Rustc, find_cargo
+from reactr_wasm.tooling.base import BuildFailed, Progress, ToolchainMissing, relocate, sdk_dir, shown
+from reactr_wasm.tooling.rustc import Rustc, find_cargo
 
 MANIFEST = "Cargo.toml"
 COMPILE_TIMEOUT = 900.0  # seconds; a cold build with a few crates

@@ -21,9 +21,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from . import cargo
-from .base import BuildFailed, Language, Progress, ToolchainMissing, relocate, sdk_dir
-from .rustc import Rustc, check_linker, find_cargo, find_rustc
+from reactr_wasm.tooling import cargo
+from reactr_wasm.tooling.base import BuildFailed, Language, Progress, ToolchainMissing, relocate, sdk_dir
+from reactr_wasm.tooling.rustc import Rustc, check_linker, find_cargo, find_rustc
 
 TARGETS = ("wasm32-unknown-unknown", "wasm32-wasi", "wasm32-wasip1")
 DEFAULT_TARGET = TARGETS[0]

@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import ToolchainMissing
+from reactr_wasm.tooling.base import ToolchainMissing
 
 DEBIAN_RUSTC = Path("/usr/bin/rustc")
 APT_INSTALL = "apt-get install -y rustc libstd-rust-dev-wasm32 lld-14"

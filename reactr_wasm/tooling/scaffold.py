@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 from reactr_wasm.errors import ReactrError
-
-from .base import Language
+from reactr_wasm.tooling.base import Language
 
 # The name becomes the job name, the URL path segment of POST /do/NAME, the file NAME.wasm
 # and (with '-' as '_') a Rust crate name: lower case keeps it one file on every file system.

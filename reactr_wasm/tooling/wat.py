@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .base import BuildFailed, Language, Progress, shown
+from reactr_wasm.tooling.base import BuildFailed, Language, Progress, shown
 
 
 def detect(folder: Path) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 from wasmtime import Config, Engine, InstancePre, Module
 from wasmtime import _ffi as ffi
 
-from . import _raw
+from reactr_wasm.wasm import _raw
 
 _lib = ctypes.CDLL(ffi.dll._name)
 

@@ -6,9 +6,9 @@ import enum
 import time
 from collections.abc import Callable
 
-from ..capabilities.grants import NONE, Capabilities
-from ..errors import RunErr
-from .request import CoordinatedRequest
+from reactr_wasm.capabilities.grants import NONE, Capabilities
+from reactr_wasm.errors import RunErr
+from reactr_wasm.wasm.request import CoordinatedRequest
 
 # Runs a job by name for a guest's ``run_job`` and returns its output; raises ReactrError.
 # The scheduler running the calling job passes its own, so schedulers can share an engine.

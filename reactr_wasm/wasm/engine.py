@@ -8,17 +8,17 @@ from pathlib import Path
 
 from wasmtime import Config, Engine, Linker
 
-from ..capabilities.cache import Cache
-from ..capabilities.grants import Capabilities
-from ..errors import ConfigError
-from ..limits import Limits
-from . import _raw, _store
-from .driver import Drivers
-from .hostcalls import HostCalls
-from .instance import Blueprint
-from .module import ModuleCache, compile_module
-from .pool import FreshSlots, Isolation
-from .runnable import WasmRunnable
+from reactr_wasm.capabilities.cache import Cache
+from reactr_wasm.capabilities.grants import Capabilities
+from reactr_wasm.errors import ConfigError
+from reactr_wasm.limits import Limits
+from reactr_wasm.wasm import _raw, _store
+from reactr_wasm.wasm.driver import Drivers
+from reactr_wasm.wasm.hostcalls import HostCalls
+from reactr_wasm.wasm.instance import Blueprint
+from reactr_wasm.wasm.module import ModuleCache, compile_module
+from reactr_wasm.wasm.pool import FreshSlots, Isolation
+from reactr_wasm.wasm.runnable import WasmRunnable
 
 TICK_SECONDS = 0.01  # granularity of timeouts and cancellation
 

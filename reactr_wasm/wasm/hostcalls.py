@@ -23,15 +23,15 @@ from collections.abc import Callable
 
 from wasmtime import Linker
 
-from ..capabilities.cache import CacheMiss
-from ..capabilities.db import db_exec
-from ..capabilities.errors import CapabilityError
-from ..capabilities.registry import GUARDS
-from ..errors import HostCallError, ReactrError, RunErr
-from . import _raw
-from .context import JobContext
-from .module import HOST_FUNCTIONS
-from .request import FieldError
+from reactr_wasm.capabilities.cache import CacheMiss
+from reactr_wasm.capabilities.db import db_exec
+from reactr_wasm.capabilities.errors import CapabilityError
+from reactr_wasm.capabilities.registry import GUARDS
+from reactr_wasm.errors import HostCallError, ReactrError, RunErr
+from reactr_wasm.wasm import _raw
+from reactr_wasm.wasm.context import JobContext
+from reactr_wasm.wasm.module import HOST_FUNCTIONS
+from reactr_wasm.wasm.request import FieldError
 
 log = logging.getLogger("reactr_wasm.guest")
 

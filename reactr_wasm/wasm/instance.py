@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 from wasmtime import Engine, InstancePre
 
-from ..errors import ModuleError
-from ..limits import Limits
-from . import _raw, _store
-from .context import JobContext, RunControl, Stop
-from .driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
-from .hostcalls import HostCalls
-from .module import WASI_MODULES, ModuleInfo
+from reactr_wasm.errors import ModuleError
+from reactr_wasm.limits import Limits
+from reactr_wasm.wasm import _raw, _store
+from reactr_wasm.wasm.context import JobContext, RunControl, Stop
+from reactr_wasm.wasm.driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
+from reactr_wasm.wasm.hostcalls import HostCalls
+from reactr_wasm.wasm.module import WASI_MODULES, ModuleInfo
 
 _keys = itertools.count(1)
 _EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end

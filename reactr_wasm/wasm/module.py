@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from wasmtime import Engine, FuncType, MemoryType, Module, WasmtimeError
 
-from ..capabilities.registry import GUARDS
-from ..errors import ModuleError
-from .module_cache import ModuleCache as ModuleCache  # re-exported: the engine builds it with compile_module
+from reactr_wasm.capabilities.registry import GUARDS
+from reactr_wasm.errors import ModuleError
+from reactr_wasm.wasm.module_cache import (
+    ModuleCache as ModuleCache,  # re-exported: the engine builds it with compile_module
+)
 
 # name -> (param count, result count), all i32 (reactr-abi.md §1.1)
 REQUIRED_EXPORTS = {"allocate": (1, 1), "run_e": (3, 0)}

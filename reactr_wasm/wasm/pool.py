@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..errors import QueueFull
-from ..limits import Limits
-from .context import RunControl
-from .instance import Blueprint, WasmInstance
+from reactr_wasm.errors import QueueFull
+from reactr_wasm.limits import Limits
+from reactr_wasm.wasm.context import RunControl
+from reactr_wasm.wasm.instance import Blueprint, WasmInstance
 
 Isolation = Literal["reuse", "fresh"]
 # Where the error for a full fresh-instance pool sends the reader.

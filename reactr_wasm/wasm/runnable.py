@@ -6,13 +6,13 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from ..capabilities.grants import NONE, Capabilities
-from ..errors import ExecutionError, JobCancelled, JobTimeout
-from .context import JobContext, JobRunner, RunControl, Stop
-from .instance import Blueprint, Interrupted, SetupError
-from .module import ModuleInfo
-from .pool import FreshSlots, InstancePool, Isolation
-from .request import CoordinatedRequest
+from reactr_wasm.capabilities.grants import NONE, Capabilities
+from reactr_wasm.errors import ExecutionError, JobCancelled, JobTimeout
+from reactr_wasm.wasm.context import JobContext, JobRunner, RunControl, Stop
+from reactr_wasm.wasm.instance import Blueprint, Interrupted, SetupError
+from reactr_wasm.wasm.module import ModuleInfo
+from reactr_wasm.wasm.pool import FreshSlots, InstancePool, Isolation
+from reactr_wasm.wasm.request import CoordinatedRequest
 
 # Idents only need to be unique among running jobs: host calls also check
 # that the ident belongs to the calling thread's job, so guessing gains nothing.

@@ -31,9 +31,8 @@ from reactr_wasm.config import ServerConfig, parse_config
 from reactr_wasm.server.app import create_app
 from reactr_wasm.tooling.assemblyscript import ASSEMBLYSCRIPT, compile_runnable
 from reactr_wasm.tooling.base import BuildFailed, ToolchainMissing
-
-from ..conftest import ROOT, RUNNABLES
-from .support import Client, Serve, db_queries_scenario, do, error, ok, request, static_files_scenario
+from tests.conftest import ROOT, RUNNABLES
+from tests.sdk.support import Client, Serve, db_queries_scenario, do, error, ok, request, static_files_scenario
 
 GUESTS = ROOT / "tests" / "guests" / "assemblyscript"
 PROBE_SOURCE = GUESTS / "sdk-probe" / "index.ts"

@@ -29,9 +29,8 @@ from reactr_wasm.server.app import create_app
 from reactr_wasm.tooling import rustc
 from reactr_wasm.tooling.base import BuildFailed, ToolchainMissing
 from reactr_wasm.tooling.rust import RUST
-
-from ..conftest import ROOT, RUNNABLES
-from .support import Client, Serve, db_queries_scenario, do, error, ok, request, static_files_scenario
+from tests.conftest import ROOT, RUNNABLES
+from tests.sdk.support import Client, Serve, db_queries_scenario, do, error, ok, request, static_files_scenario
 
 GUESTS = ROOT / "tests" / "guests" / "rust"
 EXAMPLES = sorted(folder.name for folder in (ROOT / "runnables" / "src").iterdir() if RUST.detect(folder))
