@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reactr_wasm.tooling import rustc
+from reactr_wasm.tooling.cargo import sdk_path_for
 from tests.conftest import ROOT
 
 CARGO = rustc.DEBIAN_RUSTC.with_name("cargo")
@@ -57,8 +58,8 @@ def hello(runnables: Path) -> Path:
 
 def test_a_new_cargo_runnable_builds_offline_against_the_sdk_and_runs(hello: Path, runnables: Path) -> None:
     manifest = (hello / "Cargo.toml").read_text()
-    sdk = (ROOT / "sdk" / "rust").resolve()  # /tmp and the checkout share no parent folder: absolute
-    assert f'suborbital = {{ path = "{sdk}" }}' in manifest
+    # relative when the project and the checkout share a parent folder (below /), else absolute
+    assert f'suborbital = {{ path = "{sdk_path_for(hello)}" }}' in manifest
     assert 'crate-type = ["cdylib"]' in manifest
     assert (hello / ".gitignore").read_text() == "/target\n"
 
@@ -150,12 +151,12 @@ def test_compile_errors_and_warnings_name_paths_from_the_current_folder(hello: P
 def test_a_moved_sdk_is_named_with_the_line_to_write(hello: Path, runnables: Path) -> None:
     manifest = hello / "Cargo.toml"
     sdk = str((ROOT / "sdk" / "rust").resolve())
-    manifest.write_text(manifest.read_text().replace(sdk, "/old/venv/reactr_wasm/sdk/rust"))
+    manifest.write_text(manifest.read_text().replace(sdk_path_for(hello), "/old/venv/reactr_wasm/sdk/rust"))
     code, out, err = cli(runnables.parent, "build", "hello")
     assert (code, out) == (1, "hello (rust): compiling… failed\n")
     assert err.splitlines()[0] == (
         "runnables/src/hello/Cargo.toml: the suborbital dependency's path '/old/venv/reactr_wasm/sdk/rust' holds "
-        f'no crate; this reactr-wasm\'s SDK is at {sdk}: write suborbital = {{ path = "{sdk}" }}'
+        f'no crate; this reactr-wasm\'s SDK is at {sdk}: write suborbital = {{ path = "{sdk_path_for(hello)}" }}'
     )
 
 
