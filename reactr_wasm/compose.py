@@ -27,6 +27,7 @@ from reactr_wasm.backends.memory_results import MemoryResultStore
 from reactr_wasm.backends.results import ResultStore
 from reactr_wasm.capabilities.cache import MemoryCache
 from reactr_wasm.capabilities.grants import Capabilities
+from reactr_wasm.capabilities.hints import grant_line
 from reactr_wasm.capabilities.registry import CAPABILITIES, NAMES
 from reactr_wasm.config import Config
 from reactr_wasm.config.capabilities import Section, runnable_settings
@@ -189,11 +190,11 @@ def register_wasm(
         if missing:
             log.warning(
                 "runnable '%s' (%s) uses %s but is not granted it; those calls will be refused "
-                "(grant with [runnables.%s] capabilities = [...])",
+                "(grant with %s)",
                 name,
                 path,
                 ", ".join(missing),
-                name,
+                grant_line(name, [*capabilities.granted(), *missing]),
             )
     reactr.register(
         name,
