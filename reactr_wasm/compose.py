@@ -224,11 +224,12 @@ def build_store(config: Config) -> ResultStore:
 
 def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = None) -> web.Application:
     """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
-    from reactr_wasm.server.app import create_app  # the routes load only for serve, not for `run`
+    from reactr_wasm.server.app import SERVER, create_app  # the routes load only for serve, not for `run`
 
     app = create_app(reactr, config, store=build_store(config))
     if folder is not None:
         app.cleanup_ctx.append(folder.cleanup_ctx)
+        app[SERVER].load_errors = folder.load_errors  # a runnable that does not load answers 503 with why
     return app
 
 
