@@ -33,6 +33,7 @@ from reactr_wasm.scheduler.schedule import after, every
 from reactr_wasm.scheduler.targets import Ctx
 from reactr_wasm.signing import verify_signature
 from reactr_wasm.wasm.engine import FreshPool, WasmEngine
+from reactr_wasm.wasm.request import CoordinatedRequest
 from reactr_wasm.wasm.runnable import CoordinatedResponse, WasmRunnable
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ __all__ = [
     "Capabilities",
     "Config",
     "ConfigError",
+    "CoordinatedRequest",
     "CoordinatedResponse",
     "Ctx",
     "ExecutionError",

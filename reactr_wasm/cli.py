@@ -301,7 +301,8 @@ def inspect_module(path: Path, wasm: bytes) -> dict[str, Any]:
     from reactr_wasm.wasm.module import check_abi
 
     report: dict[str, Any] = {"file": str(path), "size": len(wasm)}
-    report |= {"ok": False, "exports": [], "imports": [], "capabilities": [], "problems": []}
+    report |= {"ok": False, "exports": [], "imports": [], "capabilities": [], "grants": {}, "grant_line": None}
+    report["problems"] = []
     if wasm[:4] != b"\0asm":
         report["problems"] = ["not a WebAssembly module (bad magic bytes)"]
         return report
@@ -313,6 +314,7 @@ def inspect_module(path: Path, wasm: bytes) -> dict[str, Any]:
         return report
     info = check_abi(module)
     report |= {"exports": info.exports, "imports": info.imports, "capabilities": info.capabilities}
+    report |= _grants(path.stem, info.imports)
     problems = list(info.problems)
     if not problems:  # the exports are right: does an instance start (_start/init)?
         with WasmEngine() as engine:
@@ -324,15 +326,34 @@ def inspect_module(path: Path, wasm: bytes) -> dict[str, Any]:
     return report
 
 
+def _grants(name: str, imports: list[str]) -> dict[str, Any]:
+    """Which imports need which grant (``{"http": ["env.fetch_url"]}``) and the config line that grants them."""
+    from reactr_wasm.capabilities.hints import grant_line
+    from reactr_wasm.capabilities.registry import GUARDS
+
+    grants: dict[str, list[str]] = {}
+    for label in imports:
+        module, _, function = label.partition(".")
+        capability = GUARDS.get(function.removesuffix("_swift")) if module == "env" else None
+        if capability is not None:
+            grants.setdefault(capability, []).append(label)
+    return {"grants": grants, "grant_line": grant_line(name, list(grants)) if grants else None}
+
+
 def _print_report(report: dict[str, Any]) -> None:
     verdict = "usable Reactr runnable" if report["ok"] else "NOT a usable Reactr runnable"
+    grants = report["grants"]
+    needs = "; ".join(f"{name} ({', '.join(labels)})" for name, labels in grants.items())
     rows = [
         ("file", f"{report['file']} ({report['size']} bytes)"),
         ("verdict", verdict),
         ("exports", ", ".join(report["exports"]) or "none"),
         ("imports", ", ".join(report["imports"]) or "none"),
         ("capabilities", ", ".join(report["capabilities"]) or "none"),
+        ("needs grants", needs or "none (logging, request fields, response headers and run_job need none)"),
     ]
+    if report["grant_line"] is not None:
+        rows.append(("grant with", f"{report['grant_line']}   (in reactr.toml)"))
     for label, value in rows:
         print(f"{label + ':':14}{value}")
     for problem in report["problems"]:

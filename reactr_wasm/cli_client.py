@@ -103,8 +103,12 @@ def add_commands(
     jobs.set_defaults(handler=cmd_jobs, default_log_level="warning")
 
     cancel = commands.add_parser(
-        "cancel", parents=parents, help="cancel a job and forget its result",
-        description="Cancel a job and forget its result (DELETE /then/ID).", formatter_class=formatter,
+        "cancel", parents=parents, help="cancel a job (a finished one's result is forgotten)",
+        description=(
+            "Cancel an unfinished job; its result is kept as cancelled. A finished job's result is "
+            "forgotten (DELETE /then/ID)."
+        ),
+        formatter_class=formatter,
     )  # fmt: skip
     cancel.add_argument("result_id", metavar="ID", help="the result id")
     cancel.set_defaults(handler=cmd_cancel, default_log_level="warning")

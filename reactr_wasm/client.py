@@ -284,8 +284,9 @@ class Client(_Exchanges):
         """The result bytes of a job started before (``GET /then/ID``), waiting for it to end.
 
         With ``wait``, at most that many seconds, then ``JobPending`` with the
-        job's status. Raises the job's error, ``ResultNotFound`` for an unknown,
-        expired or cancelled id, ``RequestRejected`` for a malformed one.
+        job's status. Raises the job's error (``JobCancelled`` once cancelled),
+        ``ResultNotFound`` for an unknown, expired or deleted id, ``RequestRejected``
+        for a malformed one.
         """
         return self._run(self._then(result_id, wait))
 
@@ -294,7 +295,10 @@ class Client(_Exchanges):
         return self._run(self._status(result_id))
 
     def cancel(self, result_id: str) -> None:
-        """Cancel the job and forget its result (``DELETE /then/ID``); raises ``ResultNotFound``."""
+        """Cancel an unfinished job, kept as cancelled, or forget a finished one's result (``DELETE /then/ID``).
+
+        Raises ``ResultNotFound``.
+        """
         self._run(self._cancel(result_id))
 
     def close(self) -> None:

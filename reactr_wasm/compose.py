@@ -27,6 +27,7 @@ from reactr_wasm.backends.memory_results import MemoryResultStore
 from reactr_wasm.backends.results import ResultStore
 from reactr_wasm.capabilities.cache import MemoryCache
 from reactr_wasm.capabilities.grants import Capabilities
+from reactr_wasm.capabilities.hints import grant_line
 from reactr_wasm.capabilities.registry import CAPABILITIES, NAMES
 from reactr_wasm.config import Config
 from reactr_wasm.config.capabilities import Section, runnable_settings
@@ -189,11 +190,11 @@ def register_wasm(
         if missing:
             log.warning(
                 "runnable '%s' (%s) uses %s but is not granted it; those calls will be refused "
-                "(grant with [runnables.%s] capabilities = [...])",
+                "(grant with %s)",
                 name,
                 path,
                 ", ".join(missing),
-                name,
+                grant_line(name, [*capabilities.granted(), *missing]),
             )
     reactr.register(
         name,
@@ -223,11 +224,12 @@ def build_store(config: Config) -> ResultStore:
 
 def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = None) -> web.Application:
     """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
-    from reactr_wasm.server.app import create_app  # the routes load only for serve, not for `run`
+    from reactr_wasm.server.app import SERVER, create_app  # the routes load only for serve, not for `run`
 
     app = create_app(reactr, config, store=build_store(config))
     if folder is not None:
         app.cleanup_ctx.append(folder.cleanup_ctx)
+        app[SERVER].load_errors = folder.load_errors  # a runnable that does not load answers 503 with why
     return app
 
 

@@ -88,7 +88,7 @@ class ServerUnavailable(QueueFull):
 
 
 class ResultNotFound(ReactrError):
-    """The server has no result with this id: never made, expired (``server.result_ttl``) or cancelled."""
+    """The server has no result with this id: never made, expired (``server.result_ttl``) or deleted."""
 
     def __init__(self, result_id: str, message: str | None = None) -> None:
         self.result_id = result_id

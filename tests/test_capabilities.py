@@ -29,6 +29,17 @@ from tests.conftest import RUNNABLES, wat_module
 from tests.services import Service, postgres_server, redis_server
 
 NOT_ENABLED = "capability is not enabled"
+
+
+def not_enabled(runnable: str, *grants: str) -> str:
+    """The refusal a guest gets: Reactr's text, then the config line that grants the capability."""
+    listed = ", ".join(f'"{name}"' for name in grants)
+    return f"{NOT_ENABLED}; grant it with [runnables.{runnable}] capabilities = [{listed}]"
+
+
+def rule_denied(reason: str, setting: str, runnable: str = "caller") -> str:
+    """A rule's refusal: Reactr's text, then the setting that allows it and where it goes."""
+    return f"{DENIED}{reason}; allow with {setting} in [capabilities.http] or [runnables.{runnable}.http]"
 Answer = tuple[int, bytes]
 Post = Callable[..., Awaitable[Answer]]
 
@@ -158,16 +169,24 @@ async def test_fetch_not_granted_is_refused_with_a_logged_reason(
 ) -> None:
     post = await serve(LOCAL_HTTP)
     with caplog.at_level(logging.WARNING, logger="reactr_wasm.guest"):
-        assert error_of(await post(call("f", f"http://{target}/hello"), job="other")) == NOT_ENABLED
-    assert "fetch_url by other refused: capability 'http' is not granted" in caplog.text
+        assert error_of(await post(call("f", f"http://{target}/hello"), job="other")) == not_enabled(
+            "other", "http", "cache"
+        )
+    assert (
+        "fetch_url by other refused: capability 'http' is not granted; "
+        'grant it with [runnables.other] capabilities = ["http", "cache"]'
+    ) in caplog.text
 
 
 async def test_nothing_is_granted_but_the_cache_by_default(serve: Any, target: str) -> None:
     post = await serve("")
-    assert error_of(await post(call("f", f"http://{target}/hello"))) == NOT_ENABLED
-    assert error_of(await post(call("g", f"http://{target}/graphql", "{a}"))) == NOT_ENABLED
-    assert error_of(await post(call("s", "a.txt"))) == NOT_ENABLED
-    assert error_of(await post(call("d", "AddUser", n=0))) == NOT_ENABLED
+    assert error_of(await post(call("f", f"http://{target}/hello"))) == not_enabled("caller", "http", "cache")
+    assert error_of(await post(call("g", f"http://{target}/graphql", "{a}"))) == not_enabled(
+        "caller", "graphql", "cache"
+    )
+    assert error_of(await post(call("s", "a.txt"))) == not_enabled("caller", "cache", "static")
+    assert error_of(await post(call("d", "AddUser", n=0))) == not_enabled("caller", "cache", "db")
+    assert error_of(await post(call("d", "AddUser", n=9))) == "query type invalid"  # Reactr's order of checks
     assert error_of(await post(call("c", "missing-key"))) == "key not found"
 
 
@@ -181,7 +200,9 @@ async def test_a_name_resolving_to_loopback_is_refused_without_allow_private(ser
     post = await serve(
         '[capabilities.http]\nallowed_domains = ["localhost"]\n[runnables.caller]\ncapabilities = ["http"]'
     )
-    assert error_of(await post(call("f", f"http://{target}/hello"))) == DENIED + PRIVATE_RANGES
+    assert error_of(await post(call("f", f"http://{target}/hello"))) == rule_denied(
+        PRIVATE_RANGES, "allow_private = true"
+    )
 
 
 async def test_allowed_and_blocked_domains(serve: Any, target: str) -> None:
@@ -191,14 +212,19 @@ async def test_allowed_and_blocked_domains(serve: Any, target: str) -> None:
         '[runnables.other]\ncapabilities = ["http"]\n[runnables.other.http]\nallowed_domains = []\n'
         'blocked_domains = ["localhost"]\n'
     )
-    assert error_of(await post(call("f", f"http://{target}/hello"))) == DENIED + DOMAIN
-    assert error_of(await post(call("f", f"http://{target}/hello"), job="other")) == DENIED + DOMAIN
+    domains = "the host in allowed_domains (and not in blocked_domains)"
+    assert error_of(await post(call("f", f"http://{target}/hello"))) == rule_denied(DOMAIN, domains)
+    assert error_of(await post(call("f", f"http://{target}/hello"), job="other")) == rule_denied(
+        DOMAIN, domains, "other"
+    )
 
 
 async def test_a_runnable_can_get_its_own_http_rules(serve: Any, target: str) -> None:
     post = await serve('[capabilities]\ngrant = ["http"]\n[runnables.caller.http]\nallow_private = true\n')
     assert await post(call("f", f"http://{target}/hello")) == (200, b"hello from target")
-    assert error_of(await post(call("f", f"http://{target}/hello"), job="other")) == DENIED + PRIVATE_RANGES
+    assert error_of(await post(call("f", f"http://{target}/hello"), job="other")) == rule_denied(
+        PRIVATE_RANGES, "allow_private = true", "other"
+    )
 
 
 async def test_auth_headers_come_from_the_config_and_its_environment(serve: Any, target: str) -> None:
@@ -228,7 +254,12 @@ async def test_fetch_timeout_is_bounded_by_the_job_deadline(serve: Any) -> None:
         assert asyncio.get_running_loop().time() - started < 3
         for writer in held:
             writer.close()
-    assert answer == (504, b'{"code":504,"message":"job timeout"}')
+    assert json.loads(answer[1]) == {
+        "code": 504,
+        "message": "job timeout: the job ran past its limit of 1 s "
+        "(limits.timeout, or runnables.caller.timeout for this runnable)",
+    }
+    assert answer[0] == 504
 
 
 # --- graphql_query -------------------------------------------------------------------------
@@ -245,7 +276,9 @@ async def test_graphql_posts_the_query_and_returns_go_json(serve: Any, target: s
 
 async def test_graphql_follows_the_http_rules(serve: Any, target: str) -> None:
     post = await serve('[runnables.caller]\ncapabilities = ["graphql"]\n')
-    assert error_of(await post(call("g", f"http://{target}/graphql", "{a}"))) == DENIED + PRIVATE_RANGES
+    assert error_of(await post(call("g", f"http://{target}/graphql", "{a}"))) == rule_denied(
+        PRIVATE_RANGES, "allow_private = true"
+    )
 
 
 # --- get_static_file -----------------------------------------------------------------------
@@ -344,7 +377,7 @@ async def test_the_memory_cache_is_shared_by_the_runnables_of_a_server(serve: An
 async def test_a_runnable_without_the_cache_grant_is_refused(serve: Any) -> None:
     post = await serve("[runnables.caller]\ncapabilities = []\n")
     assert await post(b"very important", job="cache-set") == (200, b"hello")
-    assert error_of(await post(call("c", "name"))) == NOT_ENABLED
+    assert error_of(await post(call("c", "name"))) == not_enabled("caller", "cache")
 
 
 @pytest.fixture(scope="module")

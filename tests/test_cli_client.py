@@ -139,6 +139,10 @@ def test_cancel_stops_a_running_job(server: str) -> None:
     code, stdout, stderr = remote("then", result_id, "--wait", "0.2", server=server)
     assert (code, stdout, stderr.strip()) == (1, b"", f"reactr-wasm: job {result_id} is still running")
     assert remote("cancel", result_id, server=server) == (0, f"cancelled {result_id}\n".encode(), "")
+    code, stdout, _ = remote("jobs", result_id, server=server)  # kept, as cancelled
+    assert (code, json.loads(stdout)["status"]) == (0, "cancelled")
+    assert remote("then", result_id, server=server) == (1, b"", f"reactr-wasm: job {result_id} failed: job cancelled\n")
+    assert remote("cancel", result_id, server=server)[0] == 0  # a finished job's result: forgotten
     for command in ("jobs", "then", "cancel"):
         code, _, stderr = remote(command, result_id, server=server)
         assert (code, stderr.strip()) == (2, f"reactr-wasm: result with ID {result_id} not found"), command

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import subprocess
 import sys
@@ -227,7 +226,7 @@ async def test_the_async_client_runs_jobs_concurrently(reactr: Reactr, serve: An
 # --- cancel ---------------------------------------------------------------------------------
 
 
-def test_cancel_stops_the_job_and_forgets_it(reactr: Reactr, serve: Any, connect: Any) -> None:
+def test_cancel_stops_the_job_and_a_second_cancel_forgets_it(reactr: Reactr, serve: Any, connect: Any) -> None:
     wasm(reactr, "loop", "infinite-loop", timeout=30)
     client = connect(serve())
     result_id = client.do_async("loop")
@@ -235,6 +234,11 @@ def test_cancel_stops_the_job_and_forgets_it(reactr: Reactr, serve: Any, connect
     started = time.monotonic()
     client.cancel(result_id)
     assert time.monotonic() - started < 1
+    with pytest.raises(JobCancelled):  # kept, as cancelled
+        client.then(result_id)
+    status = client.status(result_id)
+    assert (status["status"], status["error"]) == ("cancelled", {"code": 409, "message": "job cancelled"})
+    client.cancel(result_id)  # a finished job's result: forgotten
     for call in (client.then, client.status, client.cancel):
         with pytest.raises(ResultNotFound) as missing:
             call(result_id)
@@ -288,7 +292,7 @@ def test_a_runnables_own_error_is_run_err(
     with pytest.raises(RunErr) as failed:  # a 400 from the runnable, not a refused request
         client.then(result_id)
     assert (failed.value.code, failed.value.message) == (code, message)
-    assert client.status(result_id)["error"] == json.dumps({"code": code, "message": message}, separators=(",", ":"))
+    assert client.status(result_id)["error"] == {"code": code, "message": message}
 
 
 def test_a_run_err_with_a_server_status_code_stays_a_run_err(reactr: Reactr, serve: Any, connect: Any) -> None:

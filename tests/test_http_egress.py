@@ -28,7 +28,7 @@ from reactr_wasm.compose import build_service
 from reactr_wasm.config import load_config
 from tests.conftest import wat_module
 from tests.egress_parts import NAME, Asked, ForwardProxy, ThrowawayCA, make_ca
-from tests.test_capabilities import Post, call, error_of
+from tests.test_capabilities import Post, call, error_of, rule_denied
 
 GET = 0
 GRANT = '[runnables.caller]\ncapabilities = ["http"]\n'
@@ -154,7 +154,9 @@ async def test_a_pin_to_an_address_the_rules_refuse_is_refused(
     serve: Serve, target: Target, ca_beside_config: str
 ) -> None:
     post = await serve(http_table(f'ca_file = "{ca_beside_config}"', resolve={f"{NAME}:{target.https}": "127.0.0.1"}))
-    assert error_of(await post(call("f", f"https://{NAME}:{target.https}/hello", n=GET))) == DENIED + PRIVATE_RANGES
+    assert error_of(await post(call("f", f"https://{NAME}:{target.https}/hello", n=GET))) == rule_denied(
+        PRIVATE_RANGES, "allow_private = true"
+    )
     assert target.hosts == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 import schemathesis
 
@@ -101,3 +102,19 @@ async def test_with_tokens_the_document_is_public_and_says_which_routes_want_one
         else:
             assert (status, headers["WWW-Authenticate"]) == (401, "Bearer"), (method, path)
             assert "401" in operation["responses"], (method, path)
+
+
+async def test_a_failed_jobs_status_matches_the_documented_schema(reactr: Reactr, start: Start) -> None:
+    wasm(reactr, "trap")
+    wasm(reactr, "echo")
+    client = await start()
+    document = openapi_document(make_config())
+    schema = {**document["components"]["schemas"]["JobStatus"], "components": document["components"]}
+    for name, error in (("trap", True), ("echo", False)):
+        result_id = (await answer(client, "POST", f"/do/{name}", data=b"x"))[1]["resultId"]
+        await answer(client, "GET", f"/then/{result_id}")
+        status = (await answer(client, "GET", f"/jobs/{result_id}"))[1]
+        jsonschema.validate(status, schema, cls=jsonschema.Draft202012Validator)
+        assert isinstance(status["error"], dict) is error, status
+    with pytest.raises(jsonschema.ValidationError):  # the schema does check the error's shape
+        jsonschema.validate({**status, "error": '{"code":500}'}, schema, cls=jsonschema.Draft202012Validator)

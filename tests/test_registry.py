@@ -156,5 +156,6 @@ def test_each_capability_is_given_and_refused_as_its_entry_says(
                 guest = engine.load("without", wat_module("capability-call"), capabilities=refused)
                 with pytest.raises(RunErr) as caught:
                     guest.run(call(OPS[function], "x"))
-            assert caught.value.message == NOT_ENABLED
-            assert f"{function} by without refused: capability {spec.name!r} is not granted" in caplog.text
+            hint = f"grant it with [runnables.without] capabilities = [{', '.join(map(repr, NAMES))}]".replace("'", '"')
+            assert caught.value.message == f"{NOT_ENABLED}; {hint}"
+            assert f"{function} by without refused: capability {spec.name!r} is not granted; {hint}" in caplog.text

@@ -82,8 +82,8 @@ async def test_statuses_move_from_queued_to_running_to_succeeded(reactr: Reactr,
     job = await post(client, "slow", b"300000000")  # ~0.2 s once it runs
     assert (await status_of(client, job))["status"] == "queued"
 
-    assert (await answer(client, "DELETE", f"/then/{blocker}"))[0] == 204
-    assert await wait_status(client, job, "succeeded") == ["queued", "running", "succeeded"]
+    assert (await answer(client, "DELETE", f"/then/{blocker}"))[0] == 204  # answers once the blocker has stopped
+    assert (await wait_status(client, job, "succeeded"))[-2:] == ["running", "succeeded"]
     assert (await answer(client, "GET", f"/then/{job}"))[:2] == (200, b"done")
 
 
@@ -133,6 +133,12 @@ async def test_cancelling_a_running_guest(reactr: Reactr, start: Start) -> None:
     status, body, _ = await asyncio.wait_for(waiting, 5)  # whoever waited learns it was cancelled
     assert (status, body) == (409, {"code": 409, "message": "job cancelled"})
     assert time.monotonic() - started < 1  # the guest was interrupted, not waited for
+    # The record stays, cancelled, for the TTL: GET /then answers 409 and GET /jobs says so.
+    assert (await answer(client, "GET", f"/then/{result_id}"))[:2] == (409, {"code": 409, "message": "job cancelled"})
+    job = await status_of(client, result_id)
+    assert (job["status"], job["error"]) == ("cancelled", {"code": 409, "message": "job cancelled"})
+    # DELETE of a finished job forgets it.
+    assert (await answer(client, "DELETE", f"/then/{result_id}"))[0] == 204
     for method, route in (("GET", "/then"), ("GET", "/jobs"), ("DELETE", "/then")):
         assert (await answer(client, method, f"{route}/{result_id}"))[0] == 404
 

@@ -231,7 +231,8 @@ async def test_a_callback_pinned_to_an_address_the_rules_refuse_is_400(
     status, body, _ = await answer(client, "POST", with_callback("count", tls_receiver.url))
     assert (status, body["message"]) == (
         400,
-        f"callback URL refused: {NAME} (127.0.0.1) is a loopback address; private destinations are disallowed",
+        f"callback URL refused: {NAME} (127.0.0.1) is a loopback address; private destinations are disallowed; "
+        "allow them with allow_private = true in [callbacks]",
     )
     await asyncio.sleep(0.05)
     assert runs == [] and tls_receiver.calls.empty()

@@ -59,7 +59,6 @@ from reactr_wasm.capabilities.egress import DIRECT, Egress
 from reactr_wasm.capabilities.errors import CapabilityError
 from reactr_wasm.capabilities.http_loop import BackgroundLoop, LoopClosed
 from reactr_wasm.capabilities.http_rules import (
-    DENIED,
     DOMAIN,
     HEADER_NAME,
     INSECURE_HTTP,
@@ -69,6 +68,7 @@ from reactr_wasm.capabilities.http_rules import (
     PRIVATE_RANGES,
     HttpRules,
     canonical_header,
+    denied,
     parse_fetch_url,
 )
 from reactr_wasm.capabilities.http_transport import REDIRECTS, Target, Transport, escape_target
@@ -244,18 +244,18 @@ class HttpClient:
         if not host:
             raise CapabilityError(f"{_operation(method, url)}: http: no Host in request URL")
         if parts.scheme == "http" and not rules.allow_http:
-            raise CapabilityError(DENIED + INSECURE_HTTP)
+            raise denied(INSECURE_HTTP)
         port = _port(parts, rules, method, url)
         literal = literal_address(host)
         if literal is not None and not rules.allow_ips:
-            raise CapabilityError(DENIED + IP_ADDRESSES)
+            raise denied(IP_ADDRESSES)
         if not rules.allow_private and "localhost" in host:
-            raise CapabilityError(DENIED + PRIVATE_RANGES)
+            raise denied(PRIVATE_RANGES)
         proxy = self._egress.proxy_for(parts.scheme, host, port)
         lookup = proxy is None or not rules.allow_private  # else nothing to check: the proxy resolves
         resolved, failure = await self._resolve(host, port, literal, lookup=lookup)
         if domain_refusal(host, rules.allowed_domains, rules.blocked_domains, aliases=[resolved.canonical_name]):
-            raise CapabilityError(DENIED + DOMAIN)
+            raise denied(DOMAIN)
         if not resolved.addresses and lookup:
             reason = failure or "no such host"
             raise CapabilityError(f"{_operation(method, url)}: dial tcp: lookup {host}: {reason}")
@@ -291,7 +291,7 @@ class HttpClient:
             try:
                 check_address(host, address, self.rules.allow_private)
             except DestinationRefused:
-                raise CapabilityError(DENIED + PRIVATE_RANGES) from None
+                raise denied(PRIVATE_RANGES) from None
         return resolved, failure
 
     def close(self) -> None:
@@ -321,12 +321,12 @@ def _port(parts: SplitResult, rules: HttpRules, method: str, url: str) -> int:
         explicit = parts.port
     except ValueError as error:
         if rules.allowed_ports or rules.blocked_ports:
-            raise CapabilityError(DENIED + PORT) from None
+            raise denied(PORT) from None
         raise CapabilityError(f"{_operation(method, url)}: {error}") from None
     port = explicit if explicit is not None else (443 if parts.scheme == "https" else 80)
     listed = bool(rules.allowed_ports or rules.blocked_ports)
     if listed and (port in rules.blocked_ports or port not in {80, 443, *rules.allowed_ports}):
-        raise CapabilityError(DENIED + PORT)
+        raise denied(PORT)
     return port
 
 

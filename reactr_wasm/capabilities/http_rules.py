@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from reactr_wasm.capabilities.errors import RuleDenied
 from reactr_wasm.errors import HostCallError
 
 # fetch_url's method argument (HEAD numbering, §2.4).
@@ -23,6 +24,15 @@ IP_ADDRESSES = "requests to IP addresses are disallowed"
 PRIVATE_RANGES = "requests to private IP address ranges are disallowed"
 DOMAIN = "requests to this domain are disallowed"
 PORT = "requests to this port are disallowed"
+
+# What in the HTTP rules would allow a request each refusal names (hints.rule_hint says where it goes).
+SETTINGS = {
+    INSECURE_HTTP: "allow_http = true",
+    IP_ADDRESSES: "allow_ips = true",
+    PRIVATE_RANGES: "allow_private = true",
+    DOMAIN: "the host in allowed_domains (and not in blocked_domains)",
+    PORT: "the port in allowed_ports (and not in blocked_ports)",
+}
 
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -44,6 +54,11 @@ class HttpRules:
     timeout_seconds: float = 10.0
     max_response_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 5
+
+
+def denied(reason: str) -> RuleDenied:
+    """Reactr's refusal for ``reason`` (one of the texts above), naming the setting that would allow it."""
+    return RuleDenied(DENIED + reason, SETTINGS[reason])
 
 
 def canonical_header(name: str) -> str:

@@ -58,6 +58,10 @@ class DestinationRefused(OSError):
     """The destination breaks the network rules; retrying cannot help."""
 
 
+class PrivateDestination(DestinationRefused):
+    """The destination is a loopback, private, link-local or otherwise non-public address (``allow_private``)."""
+
+
 # --- hosts -------------------------------------------------------------------------------------
 
 
@@ -217,7 +221,10 @@ def refusal_reason(address: IPAddress) -> str | None:
 
 
 def check_address(host: str, address: str, allow_private: bool) -> None:
-    """Raise DestinationRefused when connecting to ``address`` (for ``host``) is not allowed."""
+    """Raise DestinationRefused when connecting to ``address`` (for ``host``) is not allowed.
+
+    PrivateDestination when only ``allow_private`` would allow it.
+    """
     if allow_private:
         return
     try:
@@ -227,7 +234,7 @@ def check_address(host: str, address: str, allow_private: bool) -> None:
     reason = refusal_reason(parsed)
     if reason is not None:
         shown = host if host == address else f"{host} ({address})"
-        raise DestinationRefused(f"{shown} is {reason}; private destinations are disallowed")
+        raise PrivateDestination(f"{shown} is {reason}; private destinations are disallowed")
 
 
 def check_scheme(url: URL, allow_http: bool) -> None:
@@ -293,6 +300,7 @@ def canonical_url(url: URL) -> URL:
 
 __all__ = [
     "DestinationRefused",
+    "PrivateDestination",
     "canonical_url",
     "check_address",
     "check_scheme",

@@ -15,6 +15,7 @@ from reactr_wasm.backends.records import FINISHED, JobStatus
 from reactr_wasm.errors import JobCancelled, JobTimeout
 from reactr_wasm.scheduler.bridge import LoopBridge
 from reactr_wasm.wasm.context import RunControl
+from reactr_wasm.wasm.request import CoordinatedRequest
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 RESULT_ID_LENGTH = 24
@@ -38,6 +39,9 @@ def is_result_id(text: str) -> bool:
 class Job:
     """A unit of work: the name of a runnable and its data.
 
+    Data that is a ``CoordinatedRequest`` makes a request job (as in Reactr): a
+    Wasm runnable runs on its body and reads its other fields through host calls.
+
     A job runs once: its id names its one result, and a worker drops its data
     when the run ends (a finished Result does not keep its input).
     """
@@ -57,10 +61,16 @@ class Job:
         return self._id
 
     def payload(self) -> bytes:
-        """The bytes a Wasm runnable receives (Reactr's rules, ``reactr-abi.md`` §3.2)."""
+        """The bytes a Wasm runnable receives (Reactr's rules, ``reactr-abi.md`` §3.2).
+
+        A ``CoordinatedRequest`` gives its JSON form, which a Wasm runnable reads
+        back as the same request job.
+        """
         data = self.data
         if isinstance(data, bytes):
             return data
+        if isinstance(data, CoordinatedRequest):
+            return data.to_payload()
         if isinstance(data, (bytearray, memoryview)):
             return bytes(data)
         if isinstance(data, str):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from reactr_wasm.scheduler.job import Job, Result
 from reactr_wasm.wasm.context import JobRunner, RunControl
+from reactr_wasm.wasm.request import CoordinatedRequest
 from reactr_wasm.wasm.runnable import WasmRunnable
 
 if TYPE_CHECKING:
@@ -71,14 +72,19 @@ class WasmTarget:
     def __init__(self, runnable: WasmRunnable, job_runner: JobRunner) -> None:
         self.runnable = runnable
         self.restartable = runnable.info.restartable
+        # It reads request fields or sets response headers: the server gives its jobs their HTTP request.
+        self.wants_request = "request" in runnable.info.capabilities
         self.timeout: float | None = runnable.limits.timeout
         self.job_runner = job_runner  # the guest's run_job: this scheduler's, whoever else shares the engine
 
     def run(self, job: Job, result: Result) -> Any:
         data = job.data
-        payload = data if type(data) is bytes else job.payload()  # payload() handles bytes too; a call saved per job
-        # job._id: an id nobody asked for yet is not worth making just for log lines
-        return self.runnable.run(payload, job._id or "", result.control, self.job_runner)
+        if type(data) is bytes:  # payload() handles bytes too; a call saved per job
+            # job._id: an id nobody asked for yet is not worth making just for log lines
+            return self.runnable.run(data, job._id or "", result.control, self.job_runner)
+        if type(data) is CoordinatedRequest:  # a request job: the guest runs on its body
+            return self.runnable.run(data.body, job._id or "", result.control, self.job_runner, data)
+        return self.runnable.run(job.payload(), job._id or "", result.control, self.job_runner)
 
     def run_payload(self, payload: bytes, control: RunControl) -> Any:
         return self.runnable.run(payload, "", control, self.job_runner)

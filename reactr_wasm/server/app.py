@@ -7,7 +7,7 @@
 | ``POST /do/{job}?callback=URL`` | 200, empty, ``X-Reactr-Result-Id``; the result is POSTed to URL |
 | ``GET /then/{id}[?wait=S]`` | the result or the job's error (202 + status when still running) |
 | ``GET /jobs/{id}`` | status JSON, never blocks |
-| ``DELETE /then/{id}`` | cancel (through the scheduler, by id) + forget, 204 |
+| ``DELETE /then/{id}`` | 204: a job in flight is cancelled (its record then says so); a finished one is forgotten |
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
 | ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
 
@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -43,7 +43,7 @@ from reactr_wasm.backends.memory_results import MemoryResultStore
 from reactr_wasm.backends.records import ErrorKind, JobRecord
 from reactr_wasm.backends.results import ResultStore
 from reactr_wasm.config import Config
-from reactr_wasm.errors import JobCancelled, ReactrError, RunErr, RunnableNotFound
+from reactr_wasm.errors import JobCancelled, ReactrError, RunErr
 from reactr_wasm.scheduler.job import Job, Result, is_result_id, new_result_id
 from reactr_wasm.scheduler.reactr import Reactr
 from reactr_wasm.server.callbacks import Callbacks
@@ -51,6 +51,8 @@ from reactr_wasm.server.connections import BodyTimeout
 from reactr_wasm.server.fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
 from reactr_wasm.server.inflight import InFlight
 from reactr_wasm.server.openapi import openapi_route
+from reactr_wasm.server.query import flag
+from reactr_wasm.server.request_jobs import RequestJobs
 from reactr_wasm.server.request_keys import REQUEST_ID, RESULT
 from reactr_wasm.server.responses import (
     RETRY_AFTER,
@@ -59,6 +61,9 @@ from reactr_wasm.server.responses import (
     json_response,
     new_request_id,
     record_response,
+    status_body,
+    too_large,
+    unavailable,
     value_response,
 )
 
@@ -67,6 +72,7 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0  # longest pause between two sweeps of expired results
 CANCEL_GRACE = 1.0  # seconds cancelled jobs get to stop when draining times out
 SHUTDOWN_GRACE = 2.0  # seconds handlers get to finish writing once jobs are drained
+CANCEL_WAIT = 1.0  # seconds DELETE waits for a cancelled job's record (a guest stops within a 10 ms tick)
 
 
 def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> Handler:
@@ -132,7 +138,9 @@ class Server:
         self.body_limit = server.body_limit
         self.draining = False
         self.jobs = InFlight(reactr, self.store, self.callbacks)
+        self.load_errors: Mapping[str, str] = {}  # runnable -> why its module does not load (watch.py)
         self._then_batch = ThenBatch(reactr)
+        self._request_jobs = RequestJobs(reactr, server_auth=bool(server.auth_tokens))
         self._tokens = [token.encode() for token in server.auth_tokens]
 
     # --- request handling -------------------------------------------------------------------
@@ -170,40 +178,46 @@ class Server:
         if self.draining:
             raise HTTPError(503, "server is shutting down", {"Retry-After": RETRY_AFTER, "Connection": "close"})
         if not self.reactr.has(name):
-            raise RunnableNotFound(name)  # before reading the body or starting anything
+            raise unavailable(name, self.load_errors.get(name))  # before reading the body or starting anything
         length = request.content_length
         if length is not None and length > self.body_limit:
-            raise HTTPError(413, f"request body of {length} bytes is over the limit of {self.body_limit} bytes")
+            raise too_large(f"{length} bytes", self.body_limit)
         try:
             body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # a body without Content-Length, cut at the limit
+            raise too_large(f"more than {self.body_limit} bytes", self.body_limit) from None
         except ConnectionError:  # the client hung up mid-upload: its doing, not a server error
             log.info("request %s: the client closed the connection before sending its whole body",
                      request.get(REQUEST_ID))  # fmt: skip
             raise HTTPError(499, "client closed the connection") from None  # nginx's "client closed request"
         except BodyTimeout as timeout:
             raise HTTPError(408, str(timeout), {"Connection": "close"}) from None
+        data = self._request_jobs.data(request, name, body, request[REQUEST_ID])  # body, or its request
         query = request.query_string
         if query == "then=true" and "Idempotency-Key" not in request.headers:
-            ran, value, error = await self._then_batch.run_soon(name, body)  # the fast path: no Result at all
-            if error is not None:
-                log.log(
-                    logging.INFO if isinstance(error, (RunErr, JobCancelled)) else logging.WARNING,
-                    "request %s: job %s failed: %s", request.get(REQUEST_ID), name, error,
-                )
-                raise error
-            if ran:
-                return value_response(value)
-            result = self.reactr.do(Job(name, body, new_result_id()))  # with an id: DELETE cancels by id
+            if data is body:  # the fast path: no Result at all
+                ran, value, error = await self._then_batch.run_soon(name, body)
+                if error is not None:
+                    log.log(
+                        logging.INFO if isinstance(error, (RunErr, JobCancelled)) else logging.WARNING,
+                        "request %s: job %s failed: %s", request.get(REQUEST_ID), name, error,
+                    )
+                    raise error
+                if ran:
+                    return value_response(value)
+            result = self.reactr.do(Job(name, data, new_result_id()))  # with an id: DELETE cancels by id
             if result.done():  # ran on this thread: answer without awaiting anything
                 return value_response(self._outcome(result, request))
             return await self._then(request, result)
-        return await self._do(request, name, body)
+        return await self._do(request, name, body, data)
 
-    async def _do(self, request: web.Request, name: str, body: bytes) -> web.StreamResponse:
+    async def _do(self, request: web.Request, name: str, body: bytes, data: Any) -> web.StreamResponse:
         params = request.query
+        then = flag(params, "then")  # 400 before the job runs, as for a refused callback
         callback = params.get("callback") or None
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
-        record, new = await self.jobs.start(name, body, request.headers.get("Idempotency-Key"), url)
+        key = request.headers.get("Idempotency-Key")
+        record, new = await self.jobs.start(name, body, key, url, data=data)
         request[RESULT] = (name, record.id)
         if new:
             log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, record.id)
@@ -211,7 +225,7 @@ class Server:
             response: web.StreamResponse = web.Response(headers={"X-Reactr-Result-Id": record.id})
         else:
             location = {"Location": f"/then/{record.id}"}
-            if params.get("then") in ("true", "1"):
+            if then:
                 if not record.done:
                     record = await self.store.wait(record.id, self.max_wait) or record
                 response = self._reply(request, record, location)
@@ -243,15 +257,21 @@ class Server:
     async def status(self, request: web.Request) -> web.StreamResponse:
         record = await self._find(_result_id(request))
         request[RESULT] = (record.runnable, record.id)
-        return json_response(self.jobs.live(record).status_dict())
+        return json_response(status_body(self.jobs.live(record)))
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
+        """Cancel a job in flight and keep its record (``cancelled``) for the TTL; forget a finished one."""
         result_id = _result_id(request)
+        name = await self.jobs.cancel(result_id, CANCEL_WAIT)  # its record says cancelled once this answers
+        if name is not None:
+            request[RESULT] = (name, result_id)
+            log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), name, result_id)
+            return web.Response(status=204)
         record = await self.store.delete(result_id)
         if record is None:
             raise HTTPError(404, f"result with ID {result_id} not found")
         request[RESULT] = (record.runnable, result_id)
-        if self.reactr.cancel(result_id):
+        if self.reactr.cancel(result_id):  # in flight elsewhere, or ending as it was deleted
             log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), record.runnable, result_id)
         return web.Response(status=204)
 

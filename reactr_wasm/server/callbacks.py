@@ -42,7 +42,14 @@ from yarl import URL
 
 from reactr_wasm.backends.records import ErrorKind, JobRecord
 from reactr_wasm.capabilities.egress_connector import egress_connector, proxy_router
-from reactr_wasm.capabilities.netrules import DestinationRefused, canonical_url, check_url, domain_refusal, normal_host
+from reactr_wasm.capabilities.netrules import (
+    DestinationRefused,
+    PrivateDestination,
+    canonical_url,
+    check_url,
+    domain_refusal,
+    normal_host,
+)
 from reactr_wasm.config import CallbackConfig
 from reactr_wasm.scheduler.values import OCTET
 from reactr_wasm.signing import SIGNATURE_HEADER, sign, verify_signature
@@ -50,6 +57,7 @@ from reactr_wasm.signing import SIGNATURE_HEADER, sign, verify_signature
 log = logging.getLogger(__name__)
 
 ERROR_PREFIX = b"job_err_result: "
+PRIVATE_HINT = "allow them with allow_private = true in [callbacks]"
 
 
 class CallbackRefused(ValueError):
@@ -122,6 +130,8 @@ class Callbacks:
                 parsed, allow_http=self.config.allow_http, allow_private=self.config.allow_private,
                 timeout=self.config.timeout, egress=self._egress,
             )
+        except PrivateDestination as error:
+            raise CallbackRefused(f"callback URL refused: {error}; {PRIVATE_HINT}") from None
         except (ValueError, DestinationRefused) as error:
             raise CallbackRefused(f"callback URL refused: {error}") from None
         return canonical

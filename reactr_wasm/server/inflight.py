@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from typing import Any
 
 from yarl import URL
 
@@ -74,14 +75,18 @@ class InFlight:
     def ids(self) -> list[str]:
         return list(self._jobs)
 
-    async def start(self, name: str, body: bytes, key: str | None, url: URL | None) -> tuple[JobRecord, bool]:
+    async def start(
+        self, name: str, body: bytes, key: str | None, url: URL | None, *, data: Any = None
+    ) -> tuple[JobRecord, bool]:
         """Start a stored job, or find the one already started with this Idempotency-Key ``key``.
 
-        Returns its record and whether the job is new; a new one's finished
-        record is stored, and posted to ``url``, when it ends. Raises HTTPError
-        400 for a malformed key and 422 for a key used for another request.
+        The job's data is ``data`` when given (a request job's CoordinatedRequest),
+        else ``body``; the key's fingerprint is made of ``body``. Returns its record
+        and whether the job is new; a new one's finished record is stored, and
+        posted to ``url``, when it ends. Raises HTTPError 400 for a malformed key
+        and 422 for a key used for another request.
         """
-        job = Job(name, body, new_result_id())  # an id before do(): DELETE and drain cancel by id
+        job = Job(name, body if data is None else data, new_result_id())  # an id before do(): DELETE cancels by id
         if key is None:
             result = self.reactr.do(job)
             record = record_of(result)
@@ -105,6 +110,18 @@ class InFlight:
             raise
         self.follow(result, record, url)
         return record, True
+
+    async def cancel(self, result_id: str, wait: float) -> str | None:
+        """Cancel the stored job ``result_id`` if it is in flight here; its runnable's name, else None.
+
+        Waits up to ``wait`` seconds for the job to stop and its finished
+        record (``cancelled``, unless it ended first) to be stored.
+        """
+        running = self._jobs.get(result_id)
+        if running is None or not running.stored or not self.reactr.cancel(result_id):
+            return None
+        await self.store.wait(result_id, wait)
+        return running.result.job.name
 
     async def keep(self, running: Running) -> None:
         """Store a watched job that was not stored (``then=true`` past ``max_wait``), and its end later."""

@@ -94,7 +94,10 @@ _SCHEMAS: dict[str, Schema] = {
             "created": {"type": "number"},
             "started": {"type": ["number", "null"]},
             "finished": {"type": ["number", "null"]},
-            "error": {"type": ["string", "null"], "description": "the job's error, as text"},
+            "error": {
+                "oneOf": [_ref("schemas", "Error"), {"type": "null"}],
+                "description": "the job's error, as `GET /then/{id}` answers it; null unless it failed",
+            },
         },
     },
     "Health": {
@@ -160,8 +163,9 @@ _PARAMETERS: dict[str, Schema] = {
         "name": "then",
         "in": "query",
         "description": (
-            "`true` or `1`: wait (at most `server.max_wait`) and answer the result itself. "
-            "Any other value is ignored, and so is `then` with `callback`."
+            "`true`, `1`, `yes` or `on`: wait (at most `server.max_wait`) and answer the result itself; "
+            "`false`, `0`, `no` or `off` (the default): do not (any case). Another value: 400. "
+            "Ignored with `callback`."
         ),
         "schema": {"type": "string", "examples": ["true"]},
     },
@@ -219,7 +223,10 @@ _JOB_OUTCOMES = {
         "The runnable trapped, aborted or broke the ABI (`X-Reactr-Error: ExecutionError`); or its own "
         "error with code 500 or a code outside 400-599; or a Python runnable raised (no `X-Reactr-Error`)."
     ),
-    "504": _job_error("The job did not finish within its timeout (`JobTimeout`); or the runnable's own 504."),
+    "504": _job_error(
+        "The job did not finish within its timeout (`JobTimeout`; the message names the limit and its keys, "
+        "`limits.timeout` or `runnables.NAME.timeout`); or the runnable's own 504."
+    ),
     "4XX": _job_error("The runnable's own error: `return_error(code, msg)` with a 4xx code it chose (`RunErr`)."),
     "5XX": _job_error("The runnable's own error: `return_error(code, msg)` with a 5xx code it chose (`RunErr`)."),
 }
@@ -275,12 +282,16 @@ def _do() -> Schema:
                 "content": {JSON: {"schema": _ref("schemas", "Pending")}},
                 "links": _LINKS,
             },
-            "400": _job_error("A refused callback URL; an Idempotency-Key not 1 to 255 characters; or the runnable's."),
+            "400": _job_error(
+                "A refused callback URL; `then` not a boolean; an Idempotency-Key not 1 to 255 characters; "
+                "or the runnable's."
+            ),
             "404": _job_error("No runnable with this name (`RunnableNotFound`); or the runnable's own 404."),
             "413": _error("The body is over `server.body_limit`."),
             "422": _error("The Idempotency-Key was used before for a different request."),
             "503": _error(
-                "The server is draining, or the runnable's queue is full (`QueueFull`); or the runnable's own 503.",
+                "The server is draining, the runnable's queue is full (`QueueFull`), or its module failed to "
+                "load (the message says why; served once a fixed module loads); or the runnable's own 503.",
                 "Retry-After", "X-Reactr-Error",
             ),
             **_JOB_OUTCOMES,
@@ -302,7 +313,7 @@ def _then() -> Schema:
                 "content": {JSON: {"schema": _ref("schemas", "Pending")}},
             },
             "400": _job_error("The id is not a result id, or `wait` is not a number of seconds; or the runnable's."),
-            "404": _job_error("No result with this id: never made, expired or cancelled; or the runnable's own 404."),
+            "404": _job_error("No result with this id: never made, expired or deleted; or the runnable's own 404."),
             "503": _job_error("The runnable's own 503."),
             **_JOB_OUTCOMES,
         },
@@ -318,7 +329,7 @@ def _status() -> Schema:
             "200": {"description": "The job's state.", "headers": _headers(),
                     "content": {JSON: {"schema": _ref("schemas", "JobStatus")}}},
             "400": _error("The id is not a result id."),
-            "404": _error("No result with this id: never made, expired or cancelled."),
+            "404": _error("No result with this id: never made, expired or deleted."),
         },
     }
 
@@ -326,12 +337,18 @@ def _status() -> Schema:
 def _cancel() -> Schema:
     return {
         "operationId": "cancelJob",
-        "summary": "Cancel the job (a running guest is interrupted) and forget its result",
+        "summary": "Cancel an unfinished job (a running guest is interrupted); forget a finished one",
         "parameters": [_ref("parameters", "ResultId")],
         "responses": {
-            "204": {"description": "Cancelled (when still unfinished) and forgotten.", "headers": _headers()},
+            "204": {
+                "description": (
+                    "An unfinished job was cancelled: its result is kept as `cancelled` for `server.result_ttl` "
+                    "(`GET /then/{id}`: 409). A finished job's result was forgotten."
+                ),
+                "headers": _headers(),
+            },
             "400": _error("The id is not a result id."),
-            "404": _error("No result with this id: never made, expired or cancelled."),
+            "404": _error("No result with this id: never made, expired or deleted."),
         },
     }
 

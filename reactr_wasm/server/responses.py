@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from reactr_wasm.backends.records import ErrorKind, JobRecord, classify
+from reactr_wasm.errors import RunnableNotFound
 from reactr_wasm.scheduler.values import JSON, OCTET, encode_value
 from reactr_wasm.server.callbacks import CallbackRefused
 
@@ -121,6 +122,27 @@ def _body_response(body: bytes, content_type: str | None, headers: Any) -> web.R
     if content_type is not None:
         response.headers["Content-Type"] = content_type
     return response
+
+
+def too_large(size: str, limit: int) -> HTTPError:
+    """413 for a body of ``size`` over ``server.body_limit``, naming the setting."""
+    return HTTPError(413, f"request body of {size} is over the limit of {limit} bytes (server.body_limit)")
+
+
+def unavailable(name: str, load_error: str | None) -> Exception:
+    """Why ``name`` is not served: its module does not load (503 with why, until one does), or there is none."""
+    if load_error is None:
+        return RunnableNotFound(name)
+    return HTTPError(503, f"{load_error}; served once a module that loads replaces it", {"Retry-After": RETRY_AFTER})
+
+
+def status_body(record: JobRecord) -> dict[str, Any]:
+    """The ``GET /jobs/{id}`` answer: the record's status, its error as the ``{"code", "message"}`` a GET /then gets."""
+    body = record.status_dict()
+    if record.error_kind is not None and body["error"] is not None:
+        _, code, message, _ = _job_error(record.error_kind, record.error_code, record.error_message)
+        body["error"] = {"code": code, "message": message}
+    return body
 
 
 def json_response(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -21,6 +21,7 @@ from reactr_wasm.server.app import SHUTDOWN_GRACE, create_app
 from reactr_wasm.server.connections import BACKLOG, connection_cap, raise_open_file_limit
 from reactr_wasm.server.fastpath import DO_PREFIX, FastPathRunner
 from reactr_wasm.server.log_repeats import RepeatFilter
+from reactr_wasm.server.logformat import setup_logging
 from reactr_wasm.server.redaction import Redactor, secret_values
 
 log = logging.getLogger(__name__)
@@ -122,12 +123,16 @@ async def serve(
     Draining stops accepting connections, waits up to ``server.drain_timeout``
     seconds for jobs and callbacks in flight, cancels what is left and closes.
     The soft open-file limit is raised to the hard one; while serving, the root
-    logger's handlers mask secrets and cut floods of repeated warnings; with
+    logger's handlers mask secrets and cut floods of repeated warnings (when
+    the root logger has none, INFO and up go to stderr in ``log.format``, as
+    ``serve`` on the command line writes them); with
     ``log.access``, each request is logged on ``reactr_wasm.access``
     (``access_log.py``). Runs on the caller's event loop (see ``loop_factory``).
     Raises ListenError when the address cannot be listened on.
     """
     config = config if config is not None else Config()
+    if not logging.getLogger().handlers:  # embedded, logging not set up: still say where it listens
+        setup_logging("info", config.log.format)
     with _guarded_logs(config):
         await _serve(reactr, config, app, shutdown_event, handle_signals)
     log.info("stopped")

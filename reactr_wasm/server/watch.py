@@ -30,6 +30,8 @@ Common to both:
   attempt (a ``touch``, a rewrite with equal bytes) changes nothing;
 - a load that fails (ModuleError) is logged with the file and the reason and
   remembered by its hash: it is retried as soon as the content changes again;
+  while no version of that runnable is served, ``load_errors`` holds the reason
+  (the server answers its jobs 503 with it rather than 404);
 - at start-up (``poll(settle=False)``) every file present is loaded as it is;
   with events, one still being written then is reloaded when its writer closes it;
 - a folder that cannot be read (moved away, unmounted, a typo) withdraws nothing: that
@@ -111,6 +113,7 @@ class RunnableFolder:
         self.directory, self.interval = directory, interval
         self._load, self._unload = load, unload
         self._files: dict[str, _File] = {}
+        self.load_errors: dict[str, str] = {}  # runnable -> why it does not load, while none of it is served
         self._missing_logged = False
         self._use_events = events  # False after a fall-back: events are not tried again
         self._events: FolderEvents | None = None
@@ -259,15 +262,23 @@ class RunnableFolder:
             self._load(name, data, path)
         except ModuleError as error:
             log.error("%s%s", error, "; the previous version keeps serving" if file.served else "")
+            self._failed(name, file, str(error))
             return
-        except Exception:  # a host bug on one module must not stop the others from loading
+        except Exception as error:  # a host bug on one module must not stop the others from loading
             log.exception("runnable '%s' (%s): cannot load", name, path)
+            self._failed(name, file, f"runnable '{name}' ({path}): cannot load: {type(error).__name__}: {error}")
             return
         log.info("runnable '%s' %s from %s", name, "reloaded" if file.served else "loaded", path)
         file.served = True
+        self.load_errors.pop(name, None)
+
+    def _failed(self, name: str, file: _File, reason: str) -> None:
+        if not file.served:  # a served version answers its jobs meanwhile
+            self.load_errors[name] = reason
 
     def _withdraw(self, name: str) -> None:
         file = self._files.pop(name)
+        self.load_errors.pop(name, None)
         if not file.served:
             return
         try:

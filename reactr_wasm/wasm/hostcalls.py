@@ -25,7 +25,8 @@ from wasmtime import Linker
 
 from reactr_wasm.capabilities.cache import CacheMiss
 from reactr_wasm.capabilities.db import db_exec
-from reactr_wasm.capabilities.errors import CapabilityError
+from reactr_wasm.capabilities.errors import CapabilityError, RuleDenied
+from reactr_wasm.capabilities.hints import grant_hint, rule_hint
 from reactr_wasm.capabilities.registry import GUARDS
 from reactr_wasm.errors import HostCallError, ReactrError, RunErr
 from reactr_wasm.wasm import _raw
@@ -96,23 +97,32 @@ class HostCalls:
         return self._pend(job, message.encode(), True)
 
     def _refuse(self, job: JobContext, function: str) -> int:
-        """Log that ``function``'s capability is not granted and leave the ABI's refusal pending."""
-        self._log_refusal(job, function)
-        return self._pend_error(job, NOT_ENABLED)
+        """Log that ``function``'s capability is not granted and leave the ABI's refusal pending, with its fix."""
+        hint = self._log_refusal(job, function)
+        return self._pend_error(job, f"{NOT_ENABLED}; {hint}")
 
     @staticmethod
-    def _log_refusal(job: JobContext, function: str) -> None:
+    def _log_refusal(job: JobContext, function: str) -> str:
+        """Log the refusal with the grant that would allow it; returns that hint."""
+        capability = GUARDS[function]
+        hint = grant_hint(job.runnable, job.capabilities.granted(), capability)
         log.warning(
-            "%s by %s refused: capability %r is not granted",
+            "%s by %s refused: capability %r is not granted; %s",
             function,
             job.runnable,
-            GUARDS[function],
+            capability,
+            hint,
             extra={"runnable": job.runnable, "result_id": job.result_id},
         )
+        return hint
 
     def _failed(self, job: JobContext, function: str, error: ReactrError) -> int:
-        log.info("%s by %s failed: %s", function, job.runnable, error, extra={"runnable": job.runnable})
-        return self._pend_error(job, str(error))
+        """Log a failed capability call and leave its error pending; a rule's refusal names the setting."""
+        text = str(error)
+        if isinstance(error, RuleDenied):
+            text = f"{text}; {rule_hint(job.runnable, error.setting)}"
+        log.info("%s by %s failed: %s", function, job.runnable, text, extra={"runnable": job.runnable})
+        return self._pend_error(job, text)
 
     # --- results -------------------------------------------------------------
 
@@ -343,11 +353,11 @@ class HostCalls:
             return -1
         variables, job.ffi_vars = job.ffi_vars, []  # the list is consumed by this call
         database = job.capabilities.db
-        if database is None:  # db_exec answers Reactr's own refusal text, in its order of checks
-            self._log_refusal(job, "db_exec")
-        try:
+        try:  # db_exec answers Reactr's own refusal text, in its order of checks (the query type first)
             return self._pend(job, db_exec(database, query_type, name, variables))
         except CapabilityError as error:
+            if database is None and str(error) == NOT_ENABLED:
+                return self._refuse(job, "db_exec")
             return self._failed(job, "db_exec", error)
 
 

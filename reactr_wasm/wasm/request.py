@@ -1,8 +1,10 @@
-"""Reactr's CoordinatedRequest: a job payload that carries an HTTP request.
+"""Reactr's CoordinatedRequest: a job that carries an HTTP request.
 
 A request job runs the guest on the request *body*; host calls read and change
-the other fields (``reactr-abi.md`` §3). The JSON form is Go's: ``body`` and
-``state`` values are standard base64.
+the other fields (``reactr-abi.md`` §3). A job is one when its data is a
+``CoordinatedRequest`` (the server makes one from each HTTP request to a
+runnable that reads request fields) or when its payload is one in JSON form,
+Go's: ``body`` and ``state`` values are standard base64.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +35,38 @@ class CoordinatedRequest:
     resp_headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     state: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def from_http(
+        cls, method: str, url: str, request_id: str, body: bytes, headers: Iterable[tuple[str, str]]
+    ) -> CoordinatedRequest:
+        """The request of an HTTP job, as Atmo built one (``reactr-abi.md`` §3.6).
+
+        ``url`` is the request target as sent (path and query); header names are
+        lower-cased and repeated headers joined with ``", "`` (RFC 9110 §5.3);
+        params and state are empty: the route has no path parameters.
+        """
+        joined: dict[str, str] = {}
+        for name, value in headers:
+            name = name.lower()
+            joined[name] = f"{joined[name]}, {value}" if name in joined else value
+        return cls(method=method, url=url, request_id=request_id, body=body, headers=joined)
+
+    def to_payload(self) -> bytes:
+        """The JSON form ``from_payload`` reads back (Go's, as Reactr wrote it)."""
+        return json.dumps(
+            {
+                "method": self.method,
+                "url": self.url,
+                "request_id": self.request_id,
+                "body": base64.b64encode(self.body).decode(),
+                "headers": self.headers,
+                "resp_headers": self.resp_headers,
+                "params": self.params,
+                "state": {key: base64.b64encode(value).decode() for key, value in self.state.items()},
+            },
+            separators=(",", ":"),  # ASCII: a header aiohttp kept undecodable still encodes
+        ).encode()
 
     @classmethod
     def from_payload(cls, payload: bytes) -> CoordinatedRequest | None:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from reactr_wasm.capabilities.grants import NONE, Capabilities
+from reactr_wasm.capabilities.hints import toml_key
 from reactr_wasm.errors import ExecutionError, JobCancelled, JobTimeout
 from reactr_wasm.wasm.context import JobContext, JobRunner, RunControl, Stop
 from reactr_wasm.wasm.instance import Blueprint, Interrupted, SetupError
@@ -61,16 +62,21 @@ class WasmRunnable:
         result_id: str = "",
         control: RunControl | None = None,
         job_runner: JobRunner | None = None,
+        request: CoordinatedRequest | None = None,
     ) -> bytes | CoordinatedResponse:
         """Run one job; ``job_runner`` serves its ``run_job`` calls (None: they are refused).
 
+        A request job (``request`` given, or a payload in its JSON form) runs on
+        the request's body and answers a ``CoordinatedResponse``.
         Raises RunErr, ExecutionError, JobTimeout, JobCancelled, ModuleError.
         """
         if control is None:
             control = RunControl()
-        if control.deadline == _NO_DEADLINE:
+        own_deadline = control.deadline == _NO_DEADLINE  # else the caller's (a run_job chain's): its limit
+        if own_deadline:
             control.deadline = time.monotonic() + self.limits.timeout
-        request = CoordinatedRequest.from_payload(payload)
+        if request is None:
+            request = CoordinatedRequest.from_payload(payload)
         job = JobContext(
             next(_idents) & _IDENT_MASK,
             self.name,
@@ -91,7 +97,7 @@ class WasmRunnable:
             finally:
                 self.pool.release(instance)
         except Interrupted as stop:
-            raise self._stopped(stop.reason) from None
+            raise self._stopped(stop.reason, own_deadline) from None
         except SetupError as error:
             raise ExecutionError(str(error)) from None
         if job.error is not None:
@@ -103,13 +109,21 @@ class WasmRunnable:
             return CoordinatedResponse(output, request.resp_headers)
         return output
 
-    def _stopped(self, reason: Stop) -> Exception:
-        """What the caller sees of a guest the host stopped: never an ExecutionError."""
+    def _stopped(self, reason: Stop, own_deadline: bool) -> Exception:
+        """What the caller sees of a guest the host stopped: never an ExecutionError.
+
+        A timeout of this runnable's own limit names it and its config keys.
+        """
         if reason is Stop.CANCELLED:
             return JobCancelled()
         if reason is Stop.OVER_BUDGET:
             return InlineBudgetExceeded(self.name)  # internal: the scheduler restarts the job
-        return JobTimeout()
+        if not own_deadline:
+            return JobTimeout()
+        return JobTimeout(
+            f"job timeout: the job ran past its limit of {self.limits.timeout:g} s "
+            f"(limits.timeout, or runnables.{toml_key(self.name)}.timeout for this runnable)"
+        )
 
     def close(self) -> None:
         self.pool.close()

@@ -14,7 +14,13 @@ from aiohttp.test_utils import TestClient
 
 Client = TestClient[web.Request, web.Application]
 Serve = Callable[..., Awaitable[Client]]
-NOT_ENABLED = {"code": 1, "message": "capability is not enabled"}
+
+
+def not_enabled(runnable: str, *grants: str, code: int = 1) -> dict[str, Any]:
+    """A refused host call's error as a guest passes it on: Reactr's text and the line that grants it."""
+    listed = ", ".join(f'"{name}"' for name in grants)
+    hint = f"grant it with [runnables.{runnable}] capabilities = [{listed}]"
+    return {"code": code, "message": f"capability is not enabled; {hint}"}
 
 
 def request(body: bytes | str, *, url: str = "/probe", method: str = "POST", **fields: Any) -> str:
@@ -88,7 +94,7 @@ async def static_files_scenario(serve: Serve, tmp_path: Path) -> None:
     status, body = await error(client, "probe", "static\n../outside.txt")
     assert (status, body["code"]) == (500, 1) and body["message"]
     client = await serve('[capabilities.static]\ndir = "static"\n')
-    assert await error(client, "probe", "static\ndocs/important.md") == (500, NOT_ENABLED)
+    assert await error(client, "probe", "static\ndocs/important.md") == (500, not_enabled("probe", "cache", "static"))
 
 
 async def db_queries_scenario(serve: Serve) -> None:
@@ -115,4 +121,4 @@ async def db_queries_scenario(serve: Serve) -> None:
         500, {"code": 1, "message": "expected 1 variables, got 0: number of variables incorrect"},
     )  # fmt: skip
     client = await serve(DB)
-    assert await error(client, "probe", f"db\nselect\nUserByUUID\n{uuid}") == (500, NOT_ENABLED)
+    assert await error(client, "probe", f"db\nselect\nUserByUUID\n{uuid}") == (500, not_enabled("probe", "cache", "db"))

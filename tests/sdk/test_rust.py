@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from reactr_wasm import Reactr, RunErr
+from reactr_wasm import Reactr, RunErr, WasmEngine
 from reactr_wasm.compose import build_backends, build_reactr, register_wasm
 from reactr_wasm.config import ServerConfig, parse_config
 from reactr_wasm.server.app import create_app
@@ -30,7 +30,17 @@ from reactr_wasm.tooling import rustc
 from reactr_wasm.tooling.base import BuildFailed, ToolchainMissing
 from reactr_wasm.tooling.rust import RUST
 from tests.conftest import ROOT, RUNNABLES
-from tests.sdk.support import Client, Serve, db_queries_scenario, do, error, ok, request, static_files_scenario
+from tests.sdk.support import (
+    Client,
+    Serve,
+    db_queries_scenario,
+    do,
+    error,
+    not_enabled,
+    ok,
+    request,
+    static_files_scenario,
+)
 
 GUESTS = ROOT / "tests" / "guests" / "rust"
 EXAMPLES = sorted(folder.name for folder in (ROOT / "runnables" / "src").iterdir() if RUST.detect(folder))
@@ -62,7 +72,6 @@ def example(name: str) -> bytes:
 
 # --- a server configured like reactr.toml -------------------------------------------------------
 
-NOT_ENABLED = "capability is not enabled"
 NO_SEPARATOR = 'URL must not contain "::"'
 
 
@@ -148,8 +157,12 @@ async def test_request_fields(reactr: Reactr, start: Start, guests: dict[str, by
         "added": "", "plain_method": "PATCH", "plain_state": 'Some("what is up")',
     }  # fmt: skip
 
-    # Outside a request job every read fails as a HostErr; the Reactr-shaped getters answer empty.
+    # Over HTTP a plain body makes a request job too: the fields are the HTTP request's.
     fields = json.loads(await ok(client, "probe", "req"))
+    assert (fields["method"], fields["url"], fields["body_raw"]) == ("POST", "/do/probe?then=true", "req")
+    # Outside a request job (a raw job, embedded) every read fails as a HostErr; the
+    # Reactr-shaped getters answer empty.
+    fields = json.loads(reactr.do("probe", b"req").then(timeout=10))
     unknown = "ERR unknown error returned from host"
     assert {key: value for key, value in fields.items() if not key.startswith("plain")} == dict.fromkeys(
         ("method", "url", "id", "body_raw", "body_field", "header", "url_param", "state", "query_param", "added"),
@@ -169,8 +182,10 @@ async def test_request_setters_change_what_later_reads_see(
     assert (fields["url_param"], fields["state"]) == ("7", "changed")
     assert json.loads(fields["body_raw"]) == {"name": "field"} and fields["body_field"] == "field"
 
-    # No request to change: the HostErr passes through `?` as code 1.
-    assert await error(client, "probe", "req-set") == (500, {"code": 1, "message": "unknown error returned from host"})
+    # No request to change (a raw job, embedded): the HostErr passes through `?` as code 1.
+    with pytest.raises(RunErr) as failed:
+        reactr.do("probe", b"req-set").then(timeout=10)
+    assert (failed.value.code, failed.value.message) == (1, "unknown error returned from host")
 
 
 async def test_response_headers(reactr: Reactr, start: Start, guests: dict[str, bytes]) -> None:
@@ -217,7 +232,7 @@ async def test_cache_set_get_and_ttl(serve: Serve) -> None:
 
 async def test_cache_not_granted(serve: Serve) -> None:
     client = await serve('[capabilities]\ngrant = []\n[runnables.probe]\ncapabilities = ["http"]\n')
-    assert await error(client, "probe", "cache-get\nx") == (500, {"code": 1, "message": "capability is not enabled"})
+    assert await error(client, "probe", "cache-get\nx") == (500, not_enabled("probe", "http", "cache"))
     status, body = await error(client, "probe", "cache-set\nx\ny\n0")
     assert (status, body["code"]) == (500, 1) and body["message"].startswith("cache set failed")
     assert await error(client, "cache-set", "v") == (500, {"code": 500, "message": "cache set failed"})
@@ -265,14 +280,16 @@ async def test_transform_example(serve: Serve) -> None:
     missing = (400, {"code": 400, "message": 'body field "name" is required'})
     for bad in ("{}", '{"name":""}', '{"name":3}', "not json"):
         assert await error(client, "transform", request(bad)) == missing
-    assert await error(client, "transform", "raw") == (400, {"code": 400, "message": "transform needs a request job"})
+    assert await error(client, "transform", "raw") == missing  # over HTTP, "raw" is the request's body
+    with WasmEngine() as engine, pytest.raises(RunErr) as failed:  # a raw job, embedded
+        engine.load("transform", (RUNNABLES / "transform.wasm").read_bytes()).run(b"raw")
+    assert (failed.value.code, failed.value.message) == (400, "transform needs a request job")
 
 
-async def test_request_info_outside_a_request(serve: Serve) -> None:
-    client = await serve()
-    assert await error(client, "request-info", "x") == (
-        500, {"code": 500, "message": "method: unknown error returned from host"},
-    )  # fmt: skip
+async def test_request_info_outside_a_request() -> None:
+    with WasmEngine() as engine, pytest.raises(RunErr) as failed:  # a raw job, embedded
+        engine.load("request-info", (RUNNABLES / "request-info.wasm").read_bytes()).run(b"x")
+    assert (failed.value.code, failed.value.message) == (500, "method: unknown error returned from host")
 
 
 # --- capabilities: http, graphql, static, db ----------------------------------------------------
@@ -315,9 +332,7 @@ async def test_http_rules_and_grants(serve: Serve, target: str) -> None:
     status, body = await error(client, "probe", f"http\nGET\n{target}/hello")
     assert (status, body["code"]) == (500, 1) and body["message"].startswith("failed to requestIsAllowed: ")
     client = await serve()  # nothing granted but the cache
-    assert await error(client, "probe", f"http\nGET\n{target}/hello") == (
-        500, {"code": 1, "message": "capability is not enabled"},
-    )  # fmt: skip
+    assert await error(client, "probe", f"http\nGET\n{target}/hello") == (500, not_enabled("probe", "http", "cache"))
 
 
 async def test_fetch_example(serve: Serve, target: str) -> None:
@@ -333,7 +348,7 @@ async def test_fetch_example(serve: Serve, target: str) -> None:
     )  # fmt: skip
     assert await error(client, "fetch", f"{target}/x::y:z") == (400, {"code": 400, "message": NO_SEPARATOR})
     client = await serve()
-    assert await error(client, "fetch", f"{target}/hello") == (502, {"code": 502, "message": NOT_ENABLED})
+    assert await error(client, "fetch", f"{target}/hello") == (502, not_enabled("fetch", "http", "cache", code=502))
 
 
 async def test_graphql_query(serve: Serve, target: str) -> None:
@@ -343,7 +358,7 @@ async def test_graphql_query(serve: Serve, target: str) -> None:
     assert (status, body["code"]) == (500, 1) and body["message"].startswith("graphQL error; path: ")
     client = await serve()
     assert await error(client, "probe", f"graphql\n{target}/graphql\n{{ x }}") == (
-        500, {"code": 1, "message": "capability is not enabled"},
+        500, not_enabled("probe", "graphql", "cache"),
     )  # fmt: skip
 
 
