@@ -91,6 +91,7 @@ async def test_with_tokens_the_document_is_public_and_says_which_routes_want_one
         ("GET", "/jobs/{id}"): f"/jobs/{'a' * 24}", ("HEAD", "/jobs/{id}"): f"/jobs/{'a' * 24}",
         ("GET", "/health"): "/health", ("HEAD", "/health"): "/health",
         ("GET", "/openapi.json"): "/openapi.json", ("HEAD", "/openapi.json"): "/openapi.json",
+        ("GET", "/metrics"): "/metrics", ("HEAD", "/metrics"): "/metrics",
     }  # fmt: skip
     assert set(requests) == operations(document)
     for (method, path), url in requests.items():

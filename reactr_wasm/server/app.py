@@ -10,6 +10,7 @@
 | ``DELETE /then/{id}`` | cancel (through the scheduler, by id) + forget, 204 |
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
 | ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
+| ``GET /metrics`` | Prometheus metrics (``metrics.py``) |
 
 Every route is registered through ``add_routes``, which wraps its handlers
 in ``Server.guard``: bearer auth unless the route is declared ``public``,
@@ -50,6 +51,7 @@ from reactr_wasm.server.callbacks import Callbacks
 from reactr_wasm.server.connections import BodyTimeout
 from reactr_wasm.server.fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
 from reactr_wasm.server.inflight import InFlight
+from reactr_wasm.server.metrics import metrics_route
 from reactr_wasm.server.openapi import openapi_route
 from reactr_wasm.server.request_keys import REQUEST_ID, RESULT
 from reactr_wasm.server.responses import (
@@ -355,6 +357,7 @@ def create_app(
     app[DO_ROUTE] = add_routes(app, server, "/do/{job}", POST=server.do)["POST"]
     add_routes(app, server, "/then/{id}", GET=server.then, DELETE=server.cancel)
     add_routes(app, server, "/jobs/{id}", GET=server.status)
+    add_routes(app, server, "/metrics", GET=metrics_route(app, server))  # app[METRICS]: add_cluster in Redis mode
     # Public routes (no bearer token) are declared here, and only here.
     add_routes(app, server, "/health", public=True, GET=server.health)
     add_routes(app, server, "/openapi.json", public=True, GET=openapi_route(config, reactr.names))  # describes these
