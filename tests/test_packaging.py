@@ -57,6 +57,7 @@ def test_the_wheel_holds_the_sdk_sources_and_nothing_heavy(wheel: Path) -> None:
     in_sdk = {name for name in names if name.startswith("reactr_wasm/sdk/")}
     assert in_sdk == sdk_files()  # no node_modules, no build output
     assert "reactr_wasm/sdk/rust/src/lib.rs" in names and "reactr_wasm/sdk/assemblyscript/package-lock.json" in names
+    assert {f"reactr_wasm/server/ui/{name}" for name in ("index.html", "app.js", "style.css")} <= names  # /ui
     assert wheel.stat().st_size < WHEEL_LIMIT
 
 

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from reactr_wasm import Config, Reactr
 from reactr_wasm.config import ServerConfig
+from reactr_wasm.server.dashboard import PAGES
 from reactr_wasm.server.fastpath import DO_ROUTE
 from tests.conftest import wat_module
 
@@ -18,7 +19,9 @@ Client = TestClient[web.Request, web.Application]
 Start = Callable[..., Awaitable[Client]]
 TOKEN = "route-walk-token"
 # Routes answered without a token: registered with add_routes(..., public=True), and listed here.
-PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json")}
+PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json")} | {
+    (method, page) for page in PAGES for method in ("GET", "HEAD")  # the dashboard's code; its data is guarded
+}
 UNROUTED_METHOD = "PATCH"  # no route takes it: on a known path it reaches the path's 405 route
 PATH_VALUES = {"job": "echo", "id": "a" * 24, "tail": "nowhere"}
 

@@ -108,6 +108,8 @@ class ClusterWorker:
         self._delivering: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._bridge: LoopBridge | None = None
+        self.reclaimed = 0  # deliveries this node reclaimed from others (their node died or stalled), for metrics
+        self.gave_up = 0  # jobs this node dead-lettered after max_deliveries, for metrics
 
     @property
     def held(self) -> int:
@@ -176,6 +178,7 @@ class ClusterWorker:
             self._stored(delivery, delivery.record)
         elif delivery.state is State.DEAD:
             log.error("job %s (result %s) given up after %d deliveries", job.runnable, job.id, delivery.attempt - 1)
+            self.gave_up += 1
             self._finished(delivery, self.queue.gave_up(delivery))
         else:
             self._finished(delivery, _cancelled(delivery))
@@ -287,6 +290,7 @@ class ClusterWorker:
         free = self.prefetch - len(self._held)
         if free > 0:
             for delivery in await self.queue.reclaim(list(self._runnables()), free):
+                self.reclaimed += 1
                 log.info("job %s (result %s) reclaimed (delivery %d)",
                          delivery.runnable, delivery.job.id, delivery.attempt)  # fmt: skip
                 self._take(delivery)

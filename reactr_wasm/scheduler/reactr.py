@@ -19,6 +19,7 @@ from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
 from reactr_wasm.scheduler.job import Job, Result
 from reactr_wasm.scheduler.schedule import Schedule, Scheduler
+from reactr_wasm.scheduler.stats import JobEvents, JobStats
 from reactr_wasm.scheduler.targets import Ctx, PythonTarget, RunnableObject, Target, WasmTarget
 from reactr_wasm.scheduler.values import value_bytes
 from reactr_wasm.scheduler.worker import Worker
@@ -62,6 +63,9 @@ class Reactr:
             capabilities = Capabilities(cache=cache or MemoryCache())
         self.engine = engine or WasmEngine(capabilities=capabilities, cache_dir=cache_dir, fresh_pool=fresh_pool)
         self._workers: dict[str, Worker] = {}
+        # Counts by runnable name, handed from a worker to the one replacing it (metrics only grow)
+        self.job_stats: dict[str, JobStats] = {}
+        self.job_events = JobEvents()  # who hears of every finished job (the server's dashboard)
         # Jobs submitted with an id, by id, for cancel(); an entry goes with its Result, so
         # nothing runs when a job finishes. Jobs without one never make an id here (~0.5 µs).
         self._by_id: weakref.WeakValueDictionary[str, Result] = weakref.WeakValueDictionary()
@@ -129,6 +133,7 @@ class Reactr:
             retry_seconds=retry_seconds,
             max_retries=max_retries,
             deadlines=self._deadlines,
+            stats=self.job_stats.setdefault(name, JobStats(name, self.job_events)),
         )
         if prewarm:
             if isinstance(target, WasmTarget):

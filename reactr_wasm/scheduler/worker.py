@@ -15,6 +15,7 @@ from reactr_wasm.limits import QUEUE_SIZE
 from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
 from reactr_wasm.scheduler.job import JobStatus, Result
+from reactr_wasm.scheduler.stats import JobStats
 from reactr_wasm.scheduler.targets import PayloadTarget, Target
 from reactr_wasm.wasm.context import RunControl
 from reactr_wasm.wasm.runnable import InlineBudgetExceeded
@@ -58,6 +59,7 @@ class Worker:
         retry_seconds: float = 3.0,
         max_retries: int = 5,
         deadlines: DeadlineWatcher | None = None,
+        stats: JobStats | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"runnable '{name}': pool_size must be at least 1")
@@ -85,6 +87,7 @@ class Worker:
         self._inline_banned = timeout is not None or (target.interruptible and not target.restartable)
         self._inline_slots = [None] * pool_size  # at most pool_size inline runs at once
         self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
+        self.stats = stats if stats is not None else JobStats(name)  # outcomes, runs, durations: for metrics
 
     # --- threads ---------------------------------------------------------------------
 
@@ -99,6 +102,11 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def runs_inline(self) -> bool:
+        """Whether jobs run on the caller's thread now (see INLINE_MAX_SECONDS)."""
+        return self._inline
 
     def start(self) -> None:
         """Start threads up to the current target count."""
@@ -134,8 +142,9 @@ class Worker:
                     # Reactr's rule: the start failure reaches the first job.
                     if result._mark_running():
                         result.set_error(start_error)
+                        self.stats.settled(result)
                     return
-                self._run(result)
+                self._run(result, inline=False)
         finally:
             with self._lock:
                 self._threads.discard(me)
@@ -180,6 +189,7 @@ class Worker:
                     self._inline_slots.append(slot)  # also when the run raised: never lose a slot
                 return
         if self._queue.qsize() >= self.queue_size:
+            self.stats.rejected()
             raise QueueFull(f"runnable '{self.name}': queue is full ({self.queue_size} jobs)")
         self._enqueue(result)
 
@@ -214,10 +224,14 @@ class Worker:
             except InlineBudgetExceeded:
                 self._over_budget()
                 return False, None
-            except ReactrError:
-                self._learn(perf_counter() - started)
+            except ReactrError as error:
+                elapsed = perf_counter() - started
+                self._learn(elapsed)
+                self.stats.ran_inline(elapsed, error)
                 raise
-            self._learn(perf_counter() - started)
+            elapsed = perf_counter() - started
+            self._learn(elapsed)
+            self.stats.ran_inline(elapsed)
             return True, value
         finally:
             self._inline_slots.append(slot)
@@ -232,7 +246,7 @@ class Worker:
         if self.target.restartable:
             result.control.budget = time.monotonic() + INLINE_BUDGET_SECONDS
         try:
-            elapsed = self._run(result)
+            elapsed = self._run(result, inline=True)
         except InlineBudgetExceeded:
             self._over_budget()
             # Started again from scratch, so with its whole timeout from when a worker starts it
@@ -245,32 +259,42 @@ class Worker:
             self._inline = False
             log.warning("runnable '%s' was slow on the caller's thread; it now always runs on workers", self.name)
 
-    def _run(self, result: Result) -> float:
+    def _run(self, result: Result, inline: bool) -> float:
         """Run one job; returns how long it took, in seconds."""
         if not result._mark_running():
+            self.stats.settled(result)
             return 0.0  # cancelled while queued
-        if self._timeout is not None:
-            result.control.deadline = time.monotonic() + self._timeout
+        if not inline:
+            self.stats.waited(result)
+        timeout = self._timeout
+        if timeout is not None:
+            result.control.deadline = time.monotonic() + timeout
             if self._deadlines is not None:
                 self._deadlines.watch(result, JobTimeout)
+            result.add_done_callback(self.stats.settled)  # counted at its deadline even if the run never returns
         started = perf_counter()
+        value: Any = None
+        error: BaseException | None = None
         try:
             value = self.target.run(result.job, result)
         except InlineBudgetExceeded:
             raise
-        except ReactrError as error:
-            result.set_error(error)
-        except Exception as error:  # a Python runnable's own failure
+        except ReactrError as failure:
+            error = failure
+        except Exception as failure:  # a Python runnable's own failure
             log.exception("runnable '%s' failed on job %s", self.name, result.id)
-            result.set_error(error)
-        else:
-            if type(value) is bytes:  # the common Wasm case, without settle()'s checks
-                result._finish(JobStatus.SUCCEEDED, value)
-            else:
-                settle(result, value)
+            error = failure
         result.job.data = None  # the run is over (a restart raised above): a kept Result must not pin the input
         elapsed = perf_counter() - started
         self._learn(elapsed)
+        # Counted before the result ends, so whoever it wakes sees the job counted
+        self.stats.ran(inline, elapsed, result if timeout is None else None, error, value)
+        if error is not None:
+            result.set_error(error)
+        elif type(value) is bytes:  # the common Wasm case, without settle()'s checks
+            result._finish(JobStatus.SUCCEEDED, value)
+        else:
+            settle(result, value)
         return elapsed
 
     def _learn(self, elapsed: float) -> None:

@@ -10,6 +10,8 @@
 | ``DELETE /then/{id}`` | 204: a job in flight is cancelled (its record then says so); a finished one is forgotten |
 | ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
 | ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
+| ``GET /metrics`` | Prometheus metrics (``metrics.py``) |
+| ``GET /ui`` ... | the dashboard: public pages over guarded JSON and events (``dashboard.py``) |
 
 Every route is registered through ``add_routes``, which wraps its handlers
 in ``Server.guard``: bearer auth unless the route is declared ``public``,
@@ -48,8 +50,10 @@ from reactr_wasm.scheduler.job import Job, Result, is_result_id, new_result_id
 from reactr_wasm.scheduler.reactr import Reactr
 from reactr_wasm.server.callbacks import Callbacks
 from reactr_wasm.server.connections import BodyTimeout
+from reactr_wasm.server.dashboard import dashboard_routes
 from reactr_wasm.server.fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
 from reactr_wasm.server.inflight import InFlight
+from reactr_wasm.server.metrics import metrics_route
 from reactr_wasm.server.openapi import openapi_route
 from reactr_wasm.server.query import flag
 from reactr_wasm.server.request_jobs import RequestJobs
@@ -375,6 +379,9 @@ def create_app(
     app[DO_ROUTE] = add_routes(app, server, "/do/{job}", POST=server.do)["POST"]
     add_routes(app, server, "/then/{id}", GET=server.then, DELETE=server.cancel)
     add_routes(app, server, "/jobs/{id}", GET=server.status)
+    add_routes(app, server, "/metrics", GET=metrics_route(app, server))  # app[METRICS]: add_cluster in Redis mode
+    for path, public, methods in dashboard_routes(server):  # /ui: the pages are public, their data is not
+        add_routes(app, server, path, public=public, **methods)
     # Public routes (no bearer token) are declared here, and only here.
     add_routes(app, server, "/health", public=True, GET=server.health)
     add_routes(app, server, "/openapi.json", public=True, GET=openapi_route(config, reactr.names))  # describes these

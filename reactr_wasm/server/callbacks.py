@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 ERROR_PREFIX = b"job_err_result: "
 PRIVATE_HINT = "allow them with allow_private = true in [callbacks]"
+# delivered: a 2xx answer; failed: refused, a final status, or every attempt failed;
+# cancelled: still retrying when the server stopped; crashed: a bug in the delivery (logged)
+DELIVERY_OUTCOMES = ("delivered", "failed", "cancelled", "crashed")
 
 
 class CallbackRefused(ValueError):
@@ -109,6 +112,7 @@ class Callbacks:
         self._egress = config.egress()  # proxy, CA bundle and resolve pins, shared with guest HTTP
         self._tasks: set[asyncio.Task[bool]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self.outcomes = dict.fromkeys(DELIVERY_OUTCOMES, 0)  # finished deliveries by outcome, for metrics
 
     @property
     def pending(self) -> int:
@@ -156,11 +160,17 @@ class Callbacks:
         return task
 
     async def _deliver(self, url: URL, record: JobRecord) -> bool:
+        outcome = "cancelled"
         try:
-            return await self._post(url, record)
+            delivered = await self._post(url, record)
+            outcome = "delivered" if delivered else "failed"
+            return delivered
         except Exception:  # a bug here must not vanish into an unretrieved task
+            outcome = "crashed"
             log.exception("callback for job %s (result %s) to %s crashed", record.runnable, record.id, _shown(url))
             return False
+        finally:
+            self.outcomes[outcome] += 1
 
     async def _post(self, url: URL, record: JobRecord) -> bool:
         body, content_type, outcome = delivery_body(record)
@@ -249,6 +259,7 @@ class Callbacks:
 
 
 __all__ = [
+    "DELIVERY_OUTCOMES",
     "SIGNATURE_HEADER",
     "CallbackRefused",
     "Callbacks",

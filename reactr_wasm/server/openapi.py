@@ -379,6 +379,19 @@ def _openapi() -> Schema:
     }
 
 
+def _metrics() -> Schema:
+    return {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics: jobs, runs, durations, queues, instances, callbacks, the result store",
+        "description": "In the OpenMetrics format when `Accept` asks for it, else the Prometheus text format.",
+        "responses": {
+            "200": {"description": "The metrics.", "headers": _headers(),
+                    "content": {"text/plain": {"schema": {"type": "string"}},
+                                "application/openmetrics-text": {"schema": {"type": "string"}}}},
+        },
+    }  # fmt: skip
+
+
 def _head(get: Schema) -> Schema:
     """HEAD of a GET route: the same answers without their bodies."""
     head = copy.deepcopy(get)
@@ -396,6 +409,7 @@ def openapi_document(config: Config, runnables: Sequence[str] = ()) -> dict[str,
 
     ``runnables`` become the job name's examples. The server URL is relative
     (the document's own origin), which stays true behind a proxy or on 0.0.0.0.
+    The dashboard (``/ui``: pages and an event stream for a browser) is not in it.
     """
     paths: dict[str, dict[str, Schema]] = {
         "/do/{job}": {"post": _do()},
@@ -403,6 +417,7 @@ def openapi_document(config: Config, runnables: Sequence[str] = ()) -> dict[str,
         "/jobs/{id}": {"get": _status()},
         "/health": {"get": _health()},
         "/openapi.json": {"get": _openapi()},
+        "/metrics": {"get": _metrics()},
     }
     if runnables:  # the names served now; any other is answered 404
         paths["/do/{job}"]["post"]["parameters"][0]["schema"]["examples"] = list(runnables)

@@ -59,6 +59,9 @@ class InstancePool:
         self._plan, self.isolation, self._slots = plan, isolation, slots
         self._idle: list[WasmInstance] = []
         self._closed = False
+        # For metrics, counted off the per-job path of a reuse pool: busy = made - closed - idle
+        self.made = self.closed = 0
+        self.recycled: dict[str, int] = {}  # instances closed because their job trapped or was stopped, by why
 
     @property
     def limits(self) -> Limits:
@@ -74,21 +77,28 @@ class InstancePool:
             try:
                 return self._idle.pop()  # atomic under the GIL
             except IndexError:
-                return WasmInstance(self._plan, control)
+                instance = WasmInstance(self._plan, control)
+                self.made += 1
+                return instance
         self._slots.take(self._plan.source)
         try:
-            return WasmInstance(self._plan, control)
+            instance = WasmInstance(self._plan, control)
         except BaseException:
             self._slots.give_back()
             raise
+        self.made += 1
+        return instance
 
     def release(self, instance: WasmInstance) -> None:
+        if instance.broken:
+            reason = "trap" if instance.stopped is None else instance.stopped.name.lower()
+            self.recycled[reason] = self.recycled.get(reason, 0) + 1
         if self._slots is not None:
-            instance.close()
+            self._close(instance)
             self._slots.give_back()
             return
         if instance.broken or self._closed:
-            instance.close()
+            self._close(instance)
             return
         self._idle.append(instance)
         if self._closed:  # close() ran meanwhile: it may have missed this one
@@ -105,6 +115,11 @@ class InstancePool:
     def idle(self) -> int:
         return len(self._idle)
 
+    @property
+    def busy(self) -> int:
+        """Instances running a job now (approximate: read without a lock)."""
+        return max(0, self.made - self.closed - len(self._idle))
+
     def close(self) -> None:
         """Close idle instances; instances still running close on release."""
         self._closed = True
@@ -116,4 +131,8 @@ class InstancePool:
                 instance = self._idle.pop()
             except IndexError:
                 return
-            instance.close()
+            self._close(instance)
+
+    def _close(self, instance: WasmInstance) -> None:
+        instance.close()
+        self.closed += 1
