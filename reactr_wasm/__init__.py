@@ -8,8 +8,7 @@ load the HTTP server.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reactr_wasm.capabilities.cache import MemoryCache
 from reactr_wasm.capabilities.grants import Capabilities
@@ -25,6 +24,7 @@ from reactr_wasm.errors import (
     RunErr,
     RunnableNotFound,
 )
+from reactr_wasm.lazy import lazy_exports
 from reactr_wasm.limits import Limits
 from reactr_wasm.scheduler.group import Group
 from reactr_wasm.scheduler.job import Job, JobStatus, Result
@@ -43,20 +43,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"  # the package's version: pyproject.toml reads it from here
 
 # Imported on first use, not with the package: they load aiohttp.
-_LAZY = {"create_app": "reactr_wasm.server.app", "serve": "reactr_wasm.server.run"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # found directly from now on
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, {"create_app": "reactr_wasm.server", "serve": "reactr_wasm.server"})
 
 
 __all__ = [

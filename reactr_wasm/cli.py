@@ -17,6 +17,7 @@ from typing import Any
 
 from reactr_wasm import __version__
 from reactr_wasm.cli_client import add_commands as add_client_commands
+from reactr_wasm.cli_client import read_data
 from reactr_wasm.cli_tools import add_commands as add_tool_commands
 from reactr_wasm.compose import build_backends, build_reactr, build_service, register_wasm
 from reactr_wasm.config import Config, dump_toml, load_config, parse_size
@@ -244,17 +245,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # run
 
 
-def _read_input(spec: str) -> bytes:
-    if spec == "@-":
-        return sys.stdin.buffer.read()
-    if spec.startswith("@"):
-        try:
-            return Path(spec[1:]).read_bytes()
-        except OSError as error:
-            raise UsageError(f"--data {spec}: cannot read: {error.strerror or error}") from None
-    return spec.encode()
-
-
 def _read_module(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -263,7 +253,10 @@ def _read_module(path: Path) -> bytes:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    data = _read_input(args.data)
+    try:
+        data = read_data(args.data)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     wasm = _read_module(args.file)
     config = load_config(args.config) if args.config else Config()
     limits = replace(

@@ -135,16 +135,15 @@ def _error(message: str) -> None:
     print(f"reactr-wasm: {' '.join(message.split())}", file=sys.stderr)  # one line
 
 
-def _read_data(spec: str) -> bytes | None:
-    """The bytes of ``--data``, or None after reporting an unreadable file."""
+def read_data(spec: str) -> bytes:
+    """The bytes ``--data SPEC`` names: ``@FILE``, ``@-`` (stdin), else the text; ValueError for an unreadable file."""
     if spec == "@-":
         return sys.stdin.buffer.read()
     if spec.startswith("@"):
         try:
             return Path(spec[1:]).read_bytes()
         except OSError as error:
-            _error(f"--data {spec}: cannot read: {error.strerror or error}")
-            return None
+            raise ValueError(f"--data {spec}: cannot read: {error.strerror or error}") from None
     return spec.encode()
 
 
@@ -183,9 +182,13 @@ def _write(data: bytes) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    data = _read_data(args.data)
-    client = _connect(args) if data is not None else None
-    if data is None or client is None:
+    try:
+        data = read_data(args.data)
+    except ValueError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    client = _connect(args)
+    if client is None:
         return EXIT_USAGE
     with client:
         try:
