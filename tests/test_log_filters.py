@@ -21,7 +21,9 @@ CONFIG = {
         "http": {"auth": {"api.example.com": "Bearer http-secret-4444"}},
         "cache": {"backend": "redis", "url": "redis://user:redis%2Fpass@localhost:6379/0"},
     },
-    "runnables": {"fetch": {"http": {"auth": {"other.example.com": "Basic own-secret-5555"}}}},
+    "runnables": {"fetch": {"http": {"auth": {"other.example.com": "Basic own-secret-5555"},
+                                      "proxy": "http://me:proxy-pass-6666@127.0.0.1:3128"}}},
+    "cluster": {"redis": "redis://:cluster-pass-7777@127.0.0.1:6379/0"},
 }
 
 
@@ -43,7 +45,9 @@ def test_secret_values_are_every_configured_secret() -> None:
     assert set(secret_values(config)) == {
         "token-one-1111", "token-two-2222", "hook-secret-3333",
         "Bearer http-secret-4444", "http-secret-4444", "Basic own-secret-5555", "own-secret-5555",
-        "redis%2Fpass", "redis/pass",
+        "redis://user:redis%2Fpass@localhost:6379/0", "redis%2Fpass", "redis/pass",
+        "http://me:proxy-pass-6666@127.0.0.1:3128", "proxy-pass-6666",
+        "redis://:cluster-pass-7777@127.0.0.1:6379/0", "cluster-pass-7777",
     }  # fmt: skip
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reactr_wasm.config.capabilities import (
+    SECRET_KEYS,
     CapabilitiesConfig,
     check_grants,
     grant_list,
@@ -175,6 +176,20 @@ class Config:
         """The capabilities runnable ``name`` may use."""
         own = self.runnable(name).capabilities
         return own if own is not None else self.capabilities.grant
+
+    def secrets(self) -> list[str]:
+        """Every secret value as configured (what ``redacted`` masks): from rules marked secret, every table."""
+        found: list[Any] = []
+        for section, (_, rules) in SECTIONS.items():
+            found += [getattr(getattr(self, section), key) for key, rule in rules.items() if rule.secret]
+        for key in SECRET_KEYS:
+            found += [getattr(settings, key, None) for settings in self.capabilities.sections().values()]
+            found += [overrides.http.get(key) for overrides in self.runnables.values()]
+        values: list[str] = []
+        for value in found:
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+            values += [item for item in items if isinstance(item, str) and item]
+        return values
 
     def redacted(self) -> dict[str, Any]:
         """This config as plain TOML-shaped data, secrets masked; for printing."""

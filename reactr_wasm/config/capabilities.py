@@ -286,7 +286,7 @@ CACHE = {
 }
 STATIC = {"dir": Rule(path_string), "max_file_size": Rule(parse_size)}
 DB = {"path": Rule(path_string), "url": Rule(text, secret=True), "max_connections": Rule(integer(1, 256))}
-SECRET_KEYS = {"auth", "url"}
+SECRET_KEYS = {"auth", "url", "proxy"}  # in any table: masked when shown, and in the log
 QUERY_TYPES = {kind.name.lower(): int(kind) for kind in QueryType}
 
 

@@ -36,16 +36,17 @@ _FORMATTER = logging.Formatter()
 
 
 def secret_values(config: Config) -> list[str]:
-    """The configured secrets to mask: tokens, keys, Authorization values and their credentials, URL passwords."""
-    values = [*config.server.auth_tokens, config.callbacks.secret or ""]
-    auth_tables = [config.capabilities.http.auth, *(own.http.get("auth", {}) for own in config.runnables.values())]
-    for table in auth_tables:
-        for value in table.values():
-            values += [value, value.partition(" ")[2].strip()]  # "Bearer abc": also "abc" alone
-    for url in (config.capabilities.cache.url, config.capabilities.db.url):
-        password = urlsplit(url).password if url else None
-        if password:
-            values += [password, unquote(password)]
+    """The text to mask for each configured secret (``Config.secrets``): the value, a credential's part
+    after its scheme ("Bearer abc": also "abc"), and a URL's password (as written and decoded)."""
+    values = []
+    for secret in config.secrets():
+        values += [secret, secret.partition(" ")[2].strip()]
+        if "://" in secret:
+            try:
+                password = urlsplit(secret).password
+            except ValueError:  # not a URL after all
+                password = None
+            values += [password, unquote(password)] if password else []
     return sorted({value for value in values if value})
 
 
