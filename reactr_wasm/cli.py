@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reactr_wasm import __version__
+from reactr_wasm.capabilities.registry import NAMES as CAPABILITY_NAMES
 from reactr_wasm.cli_client import add_commands as add_client_commands
 from reactr_wasm.cli_client import read_data
 from reactr_wasm.cli_tools import add_commands as add_tool_commands
@@ -44,7 +45,7 @@ examples:
 
 Run 'reactr-wasm COMMAND --help' for the options of one command."""
 
-SERVE_EPILOG = """\
+SERVE_EPILOG = f"""\
 Every NAME.wasm in the folder is served as job NAME (POST /do/NAME). Files added,
 replaced or removed while the server runs are picked up within a second or two;
 a module that does not load is logged and skipped (a previous version keeps serving).
@@ -62,7 +63,7 @@ else DIR/reactr.toml when the served folder has one (the examples' grants their 
   [server]            host, port, body_limit = "10MiB", result_ttl, auth_tokens = ["env(TOKEN)"], loop
   [log]               access = false, format = "text"|"json"
   [limits]            timeout = 10, memory = "256MiB", result_size = "16MiB", queue_size
-  [capabilities]      grant = ["cache"]: what every runnable may use (http, graphql, cache, static, db)
+  [capabilities]      grant = ["cache"]: what every runnable may use ({", ".join(CAPABILITY_NAMES)})
   [capabilities.http] allowed_domains, blocked_domains, allow_private, proxy, ca_file, resolve, ...
   [callbacks]         secret = "env(CALLBACK_SECRET)", attempts, timeout, allow_private
   [runnables.NAME]    capabilities = ["http"], pool_size, isolation = "reuse"|"fresh", timeout, memory"""
