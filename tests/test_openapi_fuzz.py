@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, settings  # a dependency of schemathesis
 from schemathesis.checks import negative_data_rejection, not_a_server_error, positive_data_acceptance
 
 from tests.conftest import ROOT, RUNNABLES, wat_module
-from tests.test_cli import ENV, free_port
+from tests.services import free_port
+from tests.test_cli import ENV
 
 pytestmark = pytest.mark.slow
 

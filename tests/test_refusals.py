@@ -22,7 +22,8 @@ from reactr_wasm import Config, Limits, Reactr
 from reactr_wasm.compose import load_folder
 from reactr_wasm.server.watch import RunnableFolder
 from tests.conftest import ROOT, RUNNABLES, wat_module
-from tests.test_cli import cli, free_port, serve_process
+from tests.services import free_port, serve_process
+from tests.test_cli import cli
 from tests.test_examples import post
 from tests.test_server_api import Start, answer, make_config
 
@@ -113,7 +114,7 @@ def test_serve_answers_503_with_the_load_error_until_the_module_loads(tmp_path: 
     folder.mkdir()
     (folder / "bad.wasm").write_bytes(b"not wasm")
     (folder / "noalloc.wasm").write_bytes(wat_module("missing-allocate"))
-    with serve_process(folder) as (_, base):
+    with serve_process(["--dir", folder]) as (_, base):
         status, body, headers = post(f"{base}/do/bad?then=true", b"x")
         assert (status, headers["Retry-After"]) == (503, "1")
         assert json.loads(body) == {

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, wat_module
-from tests.test_cli import free_port
+from tests.services import free_port
 
 MIB = 1024 * 1024
 JOBS = 200

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_cli import free_port
+from tests.services import free_port
 
 STOCK_PYTHON = Path("/usr/bin/python3")  # Debian's, not a pyenv or venv one
 

@@ -20,7 +20,8 @@ import pytest
 from reactr_wasm import Reactr
 from reactr_wasm import cli as reactr_cli
 from tests.conftest import RUNNABLES
-from tests.test_cli import ENV, cli, post, serve_process
+from tests.services import serve_process
+from tests.test_cli import ENV, cli, post
 
 # A WAT runnable that answers a constant: cheap to rebuild with a new answer.
 CONSTANT_WAT = """\
@@ -53,7 +54,7 @@ def runnables(tmp_path: Path) -> Path:
 @contextmanager
 def serving(runnables: Path) -> Iterator[str]:
     """``reactr-wasm serve`` watching ``runnables``; yields its base URL."""
-    with serve_process(runnables) as (_, base):
+    with serve_process(["--dir", runnables]) as (_, base):
         yield base
 
 
