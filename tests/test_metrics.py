@@ -119,20 +119,23 @@ async def test_a_full_queue_counts_rejected_jobs(reactr: Reactr, start: Start) -
 async def test_runs_inline_and_on_workers_and_their_waits(reactr: Reactr, start: Start) -> None:
     wasm(reactr, "echo")
     client = await start()
-    for _ in range(40):  # past the streak of fast runs that earns the inline path (32)
+    sent, earned = 0, False
+    while not earned and sent < 400:  # past the streak of fast runs that earns the inline path (32);
+        earned = reactr.worker("echo").runs_inline  # a run slowed by a busy machine starts it again
         assert (await answer(client, "POST", "/do/echo?then=true", data=b"x"))[0] == 200
+        sent += 1
+    assert earned
     samples = await scrape(client)
     inline = value(samples, "reactr_runs_total", runnable="echo", where="inline") or 0
     worker = value(samples, "reactr_runs_total", runnable="echo", where="worker") or 0
-    assert reactr.worker("echo").runs_inline
-    assert inline + worker == 40 and inline >= 1 and worker >= 32
+    assert inline + worker == sent and inline >= 1 and worker >= 32
     # Only the jobs queued for a worker waited for one; every run is timed
     assert value(samples, "reactr_queue_wait_seconds_count", runnable="echo") == worker
-    assert value(samples, "reactr_job_duration_seconds_count", runnable="echo") == 40
+    assert value(samples, "reactr_job_duration_seconds_count", runnable="echo") == sent
     buckets = [value(samples, "reactr_job_duration_seconds_bucket", runnable="echo", le=repr(bound))
                for bound in DURATION_BUCKETS]  # fmt: skip
     assert buckets == sorted(buckets)  # cumulative, as Prometheus wants
-    assert jobs(samples, "echo") == outcomes(succeeded=40)
+    assert jobs(samples, "echo") == outcomes(succeeded=sent)
 
 
 async def test_pool_instances_and_recycles_after_a_trap(reactr: Reactr, start: Start) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -66,9 +67,14 @@ def test_an_installed_wheel_writes_and_builds_runnables_outside_the_checkout(whe
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # a cold SDK cache
     venv, project = tmp_path / "venv", tmp_path / "project"
     project.mkdir()
-    # No pip in the venv (ensurepip is slow): this interpreter's pip installs into it.
-    done = run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=tmp_path, env=env)
+    # No pip in the venv (ensurepip is slow): this interpreter's pip installs into it. The wheel's
+    # dependencies come from this interpreter's site-packages, on the path through a .pth file (which,
+    # unlike --system-site-packages, works when this interpreter is itself in a venv).
+    done = run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
+    site_packages = run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))",
+                        cwd=tmp_path, env=env).stdout.strip()  # fmt: skip
+    Path(site_packages, "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     pip = [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", "--no-deps"]
     done = run(*pip, "--force-reinstall", wheel, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
