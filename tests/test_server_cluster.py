@@ -279,6 +279,10 @@ async def test_health_shows_the_node_id_it_announces(cluster: Cluster) -> None:
     assert (status, health["status"], health["runnables"]) == (200, "ok", ["echo", "slow"])
     assert health["node"] == a.server.node_id and health["node"].rsplit("-", 2)[1] == str(os.getpid())
     assert redis.Redis.from_url(cluster.url).exists(f"{cluster.namespace}:node:{health['node']}")
+    await a.request("POST", "/do/echo", data=b"x")
+    status, metrics, _ = await a.request("GET", "/metrics")
+    assert status == 200 and b"reactr_cluster_jobs_held " in metrics
+    assert b'reactr_stream_lag{runnable="echo"}' in metrics
 
 
 async def test_a_draining_node_finishes_and_stores_what_it_holds(cluster: Cluster) -> None:
