@@ -154,7 +154,7 @@ async def test_a_request_job_carries_its_request_through_the_queue(cluster: Clus
 
 async def test_a_local_then_true_job_past_max_wait_is_readable_on_every_node(cluster: Cluster) -> None:
     a, b = await cluster.node("slow", max_wait=0.2), await cluster.node()
-    status, body, _ = await a.request("POST", "/do/slow?then=true", data=b"600000000")  # ~0.4 s
+    status, body, _ = await a.request("POST", "/do/slow?then=true", data=b"2000000000")  # ~1.4 s
     assert status == 202 and body["status"] == "running"
     assert (await b.request("GET", f"/then/{body['resultId']}?wait=20"))[:2] == (200, b"done")
 
