@@ -26,8 +26,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from reactr_wasm import Config, Reactr
-from reactr_wasm.config import CallbackConfig, ServerConfig
+from reactr_wasm.config import CallbackConfig, LimitsConfig, ServerConfig
 from reactr_wasm.config.cluster import ClusterConfig
+from reactr_wasm.errors import ConfigError
 from reactr_wasm.scheduler.job import new_result_id
 from reactr_wasm.server.app import SERVER, Server, create_app
 from tests.conftest import ROOT, wat_module
@@ -354,6 +355,12 @@ def test_two_serve_processes_share_one_redis(service: Service, tmp_path: Path) -
     keys = redis.Redis.from_url(url)
     assert not keys.keys("reactr:node:*")  # both withdrew on shutdown
     assert keys.zcard("reactr:nodes") == 0
+
+
+def test_a_job_timeout_longer_than_the_visibility_timeout_is_refused(reactr: Reactr) -> None:
+    config = Config(limits=LimitsConfig(timeout=45), cluster=ClusterConfig(redis="redis://127.0.0.1:1/0"))
+    with pytest.raises(ConfigError, match=r"visibility_timeout must be longer .* \(limits.timeout = 45 s\)"):
+        create_app(reactr, config)  # as after `serve --redis URL` over a config file read without it
 
 
 @pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:1/0"])

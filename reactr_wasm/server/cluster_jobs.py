@@ -35,7 +35,7 @@ from reactr_wasm.cluster.nodes import Nodes, new_node_id
 from reactr_wasm.cluster.queue import JobQueue
 from reactr_wasm.cluster.worker import ClusterWorker
 from reactr_wasm.config import Config
-from reactr_wasm.errors import RunnableNotFound
+from reactr_wasm.errors import ConfigError, RunnableNotFound
 from reactr_wasm.scheduler.job import new_result_id
 from reactr_wasm.scheduler.reactr import Reactr
 from reactr_wasm.server.callbacks import Callbacks
@@ -52,6 +52,7 @@ class ClusterJobs:
         cluster, server = config.cluster, config.server
         if cluster.redis is None:
             raise ValueError("ClusterJobs needs [cluster] redis")
+        _check_timeouts(config)
         self.reactr, self.config, self.callbacks, self._request_jobs = reactr, config, callbacks, request_jobs
         self.node_id = new_node_id()
         link = RedisLink(cluster.redis)
@@ -150,6 +151,18 @@ class ClusterJobs:
     def _queue_size(self, name: str) -> int:
         own = self.config.runnable(name).queue_size
         return own if own is not None else self.config.limits.queue_size
+
+
+def _check_timeouts(config: Config) -> None:
+    """The config file's rule (``check_cluster``), also when ``--redis`` turned Redis mode on after it was read."""
+    timeouts = [("limits.timeout", config.limits.timeout)]
+    timeouts += [(f"runnables.{name}.timeout", own.timeout) for name, own in config.runnables.items() if own.timeout]
+    key, longest = max(timeouts, key=lambda item: item[1])
+    if config.cluster.visibility_timeout <= longest:
+        raise ConfigError(
+            f"cluster.visibility_timeout must be longer than the longest job timeout ({key} = {longest:g} s), "
+            f"or another node takes over jobs still running; got {config.cluster.visibility_timeout:g}"
+        )
 
 
 __all__ = ["ClusterJobs"]
