@@ -1,4 +1,4 @@
-"""Throwaway redis-server and PostgreSQL processes for the capability tests.
+"""Throwaway processes for the tests: redis-server, PostgreSQL, and ``reactr-wasm serve`` itself.
 
 Each service runs from the Debian binaries in its own temporary directory, on
 a free loopback port, and is stopped (then its directory removed) when the
@@ -17,13 +17,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ROOT
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -79,6 +82,37 @@ def _can_connect(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------- reactr-wasm serve
+
+
+@contextlib.contextmanager
+def serve_process(
+    args: Sequence[str | Path], env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``reactr-wasm serve ARGS --port P`` on a free loopback port, yielded once it accepts connections; killed at exit.
+
+    Its stdout and stderr are pipes: ``process.communicate()`` after a stop reads them.
+    ``env`` defaults to this environment with the checkout on ``PYTHONPATH``.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reactr_wasm", "serve", *map(str, args), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        env=dict(env) if env is not None else {**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while not _can_connect(port):
+            assert process.poll() is None, process.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the server did not start listening"
+            time.sleep(0.05)
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
 # ---------------------------------------------------------------- redis
