@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, wat_module
-from tests.services import Service, ServeProcess, redis_server
+from tests.services import ServeProcess, Service, redis_server
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT and /proc")
 
