@@ -336,6 +336,9 @@ async def test_no_accepted_job_is_lost_when_redis_restarts_on_its_aof(
                 async with session.post(f"{cluster[number % 2].url}/do/slow", data=b"30000000") as answer:
                     assert answer.status == 200, await answer.text()
                     accepted.append((await answer.json())["resultId"])
+            with redis.Redis.from_url(service.url) as client:  # entries leave the stream once their outcome is stored
+                unfinished = client.xlen(f"{NAMESPACE}:q:slow")
+            assert unfinished > 50
             aof_redis.stop(stop)  # while most of them are still queued
 
             async with session.post(f"{cluster[0].url}/do/slow", data=b"1") as answer:
