@@ -170,3 +170,24 @@ def test_a_port_in_use_is_one_line_and_exit_2(folder: Path, redis: Service) -> N
                    "--log-level", "warning")  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip() == f"reactr-wasm: cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+@pytest.mark.slow  # the backoff: 0.5 + 1 + 2 + 4 + 8 s before the fifth failed start
+def test_a_worker_that_keeps_failing_at_start_stops_the_supervisor(folder: Path, tmp_path: Path) -> None:
+    with redis_server() as service:
+        server = ServeProcess(["--dir", folder, "--no-watch", "--redis", service.url, "--workers", "2"], logs=tmp_path)
+        server.start()
+        try:
+            eventually(lambda: len(children(server.pid)) == 2, 20, "two children")
+            eventually(lambda: len(nodes_seen(server.url)) == 2, 20, "both children listen")
+            survivor, victim = sorted(children(server.pid))
+            folder.rename(tmp_path / "gone")  # a new child now exits 2 at start: no runnables folder
+            os.kill(victim, signal.SIGKILL)
+            assert server.wait(40) == 2, server.log()
+            assert not alive(survivor)
+            log = server.log()
+            assert log.count("failed to start (exit code 2); trying again in") == 4
+            assert "failed to start 5 times in a row (exit code 2)" in log
+            assert "children keep failing to start: stopping 2 workers" in log
+        finally:
+            server.stop(signal.SIGKILL)
