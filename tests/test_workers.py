@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def folder(tmp_path: Path) -> Path:
     runnables = tmp_path / "runnables"
     runnables.mkdir()
-    (runnables / "echo.wasm").write_bytes(wat_module("echo"))
+    for name in ("echo", "slow"):
+        (runnables / f"{name}.wasm").write_bytes(wat_module(name))
     return runnables
 
 
@@ -107,6 +109,11 @@ def post(url: str, data: bytes) -> dict[str, str]:
         return body
 
 
+def post_raw(url: str, data: bytes) -> tuple[int, bytes]:
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=30) as response:
+        return response.status, bytes(response.read())
+
+
 def then(url: str) -> bytes:
     with urllib.request.urlopen(f"{url}?wait=5", timeout=10) as response:
         return bytes(response.read())
@@ -132,7 +139,11 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProces
     for n, result_id in enumerate(ids):  # every result on new connections, whichever process took the job
         assert then(f"{server.url}/then/{result_id}") == f"hello joe {n}".encode()
 
-    server.send(signal.SIGTERM)
+    with ThreadPoolExecutor(1) as pool:  # a job in flight (~1 s) when SIGTERM comes: its process drains
+        in_flight = pool.submit(post_raw, f"{server.url}/do/slow?then=true", b"1500000000")
+        time.sleep(0.3)
+        server.send(signal.SIGTERM)
+        assert in_flight.result(timeout=30) == (200, b"done")
     assert server.wait(30) == 0, server.log()
     assert not any(alive(pid) for pid in pids)
     assert "SIGTERM: stopping 2 workers" in server.log()
