@@ -52,7 +52,7 @@ attempts = 20
 backoff = 0.1
 backoff_max = 1
 """
-SLOW_JOB = b"1500000000"  # slow.wat: ~1 s of guest loop on the dev machine, "done" at the end
+SLOW_JOB = b"600000000"  # slow.wat: ~0.4 s of guest loop on the dev machine (timeout 3 s), "done" at the end
 
 
 @pytest.fixture
