@@ -11,11 +11,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import redis as redis_client
 
+from reactr_wasm.backends.records import JobRecord, JobStatus
 from tests.conftest import ROOT, wat_module
 from tests.services import ServeProcess, Service, redis_server
 
@@ -109,9 +110,9 @@ def post(url: str, data: bytes) -> dict[str, str]:
         return body
 
 
-def post_raw(url: str, data: bytes) -> tuple[int, bytes]:
-    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=30) as response:
-        return response.status, bytes(response.read())
+def status(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(json.loads(response.read())["status"])
 
 
 def then(url: str) -> bytes:
@@ -129,7 +130,7 @@ def two_workers(folder: Path, redis: Service, tmp_path: Path) -> Iterator[ServeP
         server.stop(signal.SIGKILL)
 
 
-def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProcess) -> None:
+def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProcess, redis: Service) -> None:
     server = two_workers
     eventually(lambda: len(children(server.pid)) == 2, 20, "two children")
     eventually(lambda: len(nodes_seen(server.url)) == 2, 20, "both children answer on the port")
@@ -139,14 +140,15 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProces
     for n, result_id in enumerate(ids):  # every result on new connections, whichever process took the job
         assert then(f"{server.url}/then/{result_id}") == f"hello joe {n}".encode()
 
-    with ThreadPoolExecutor(1) as pool:  # a job in flight (~1 s) when SIGTERM comes: its process drains
-        in_flight = pool.submit(post_raw, f"{server.url}/do/slow?then=true", b"1500000000")
-        time.sleep(0.3)
-        server.send(signal.SIGTERM)
-        assert in_flight.result(timeout=30) == (200, b"done")
+    slow = post(f"{server.url}/do/slow", b"1500000000")["resultId"]  # ~1 s: running when SIGTERM comes
+    eventually(lambda: status(f"{server.url}/jobs/{slow}") == "running", 20, "the slow job runs")
+    server.send(signal.SIGTERM)
     assert server.wait(30) == 0, server.log()
     assert not any(alive(pid) for pid in pids)
     assert "SIGTERM: stopping 2 workers" in server.log()
+    with redis_client.Redis.from_url(redis.url) as client:  # the process running it drained: finished, stored
+        record = JobRecord.from_bytes(client.hget(f"reactr:r:{slow}", "d"))
+    assert (record.status, record.value) == (JobStatus.SUCCEEDED, b"done")
 
 
 def test_a_killed_worker_is_started_again(two_workers: ServeProcess) -> None:
