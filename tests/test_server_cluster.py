@@ -258,6 +258,8 @@ async def test_without_redis_submits_answer_503_and_the_node_recovers_by_itself(
         assert (status, body["code"], headers["Retry-After"]) == (503, 503, "1")
         assert (await a.request("GET", f"/then/{known}"))[0] == 503
         assert (await a.request("GET", f"/jobs/{known}"))[0] == 503
+        for then in ("then=true", "then=1&lang=en"):  # a runnable served here runs here: no Redis needed
+            assert (await a.request("POST", f"/do/echo?{then}", data=b"here"))[:2] == (200, b"hello here")
         process.start()  # the same port; no persistence: a new, empty Redis
         deadline = time.monotonic() + 20
         while (status := (await a.request("POST", "/do/echo", data=b"after"))[0]) != 200:
