@@ -36,18 +36,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of every live process in a process group (a server and its workers)."""
-    total = 0.0
+def _stats() -> dict[int, list[str]]:
+    """pid -> the fields of /proc/PID/stat after the command name, for every live process."""
+    stats = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / TICKS
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+    return stats
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it (a server and the workers it started, in any process group)."""
+    children: dict[int, list[int]] = {}
+    for child, fields in _stats().items():
+        children.setdefault(int(fields[1]), []).append(child)
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and every live process below it."""
+    stats = _stats()
+    total = 0.0
+    for member in descendants(pid):
+        if member in stats:
+            total += (int(stats[member][11]) + int(stats[member][12])) / TICKS
     return total
 
 
