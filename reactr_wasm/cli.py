@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--print-config", action="store_true", help="print the effective config (secrets masked) and exit"
     )
+    serve.add_argument(
+        "--redis", metavar="URL",
+        help="Redis mode: queue jobs and keep results in this Redis, shared with other nodes "
+        "(redis://HOST:PORT/DB; default: none, all in this process; cluster.redis)",
+    )  # fmt: skip
     serve.set_defaults(handler=cmd_serve, default_log_level="info")
 
     run = commands.add_parser(
@@ -212,7 +217,8 @@ def serve_config(args: argparse.Namespace) -> Config:
         format=args.log_format or config.log.format,
     )
     directory = args.dir or config.runnables_dir or Path("runnables")
-    return replace(config, server=server, log=logs, runnables_dir=directory.absolute())
+    cluster = replace(config.cluster, redis=args.redis) if args.redis is not None else config.cluster
+    return replace(config, server=server, log=logs, runnables_dir=directory.absolute(), cluster=cluster)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

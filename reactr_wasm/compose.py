@@ -217,7 +217,10 @@ def load_folder(reactr: Reactr, config: Config, directory: Path, backends: Backe
 
 
 def build_store(config: Config) -> ResultStore:
-    """The result store of the server: in memory, bounded by ``[server]``'s TTL, count and bytes."""
+    """The result store of the embedded server: in memory, bounded by ``[server]``'s TTL, count and bytes.
+
+    In Redis mode the server builds its own, in Redis (``server/cluster_jobs.py``).
+    """
     server = config.server
     return MemoryResultStore(ttl=server.result_ttl, max_results=server.max_results, max_bytes=server.max_result_bytes)
 
@@ -226,7 +229,7 @@ def build_app(reactr: Reactr, config: Config, folder: RunnableFolder | None = No
     """The HTTP app over ``reactr`` and the configured store; with ``folder``, hot reload runs while the app does."""
     from reactr_wasm.server.app import SERVER, create_app  # the routes load only for serve, not for `run`
 
-    app = create_app(reactr, config, store=build_store(config))
+    app = create_app(reactr, config, store=None if config.cluster.enabled else build_store(config))
     if folder is not None:
         app.cleanup_ctx.append(folder.cleanup_ctx)
         app[SERVER].load_errors = folder.load_errors  # a runnable that does not load answers 503 with why

@@ -75,7 +75,9 @@ async def test_health_lists_the_runnables(reactr: Reactr, start: Start) -> None:
     wasm(reactr, "echo")
     reactr.register("py", lambda job, ctx: None)
     client = await start()
-    assert (await answer(client, "GET", "/health"))[:2] == (200, {"status": "ok", "runnables": ["echo", "py"]})
+    status, health, _ = await answer(client, "GET", "/health")
+    assert (status, health["status"], health["runnables"]) == (200, "ok", ["echo", "py"])
+    assert health["node"].rsplit("-", 2)[1] == str(os.getpid())  # host-pid-random, as a Redis-mode node's id
 
 
 async def test_unknown_paths_and_methods_get_json_errors(reactr: Reactr, start: Start) -> None:

@@ -28,6 +28,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from reactr_wasm.backends.records import ErrorKind, JobRecord, JobStatus
 from reactr_wasm.cluster.messages import Delivery, State
@@ -48,12 +49,16 @@ PRUNE_EVERY, PRUNE_IDLE = 60.0, 3600.0  # seconds: consumers idle that long (or 
 
 
 class ClusterJob(Job):
-    """A job delivered by the Redis queue: ``attempt`` counts its deliveries; ``delivery_id`` names this one."""
+    """A job delivered by the Redis queue: ``attempt`` counts its deliveries; ``delivery_id`` names this one.
+
+    Its data is ``data`` when given (what the node makes of the job, a request
+    job's request), else the queued payload.
+    """
 
     __slots__ = ("attempt", "delivery_id")
 
-    def __init__(self, delivery: Delivery) -> None:
-        super().__init__(delivery.runnable, delivery.job.payload, delivery.job.id)
+    def __init__(self, delivery: Delivery, data: Any = None) -> None:
+        super().__init__(delivery.runnable, delivery.job.payload if data is None else data, delivery.job.id)
         self.attempt, self.delivery_id = delivery.attempt, delivery.delivery_id
 
 
@@ -77,6 +82,7 @@ class ClusterWorker:
     ``runnables()`` names the streams to consume (default: ``reactr.names``).
     ``deliver(delivery, record)`` posts a job's callback (``delivery.job.callback``)
     and returns when done, retries included; without it callbacks are not sent.
+    ``job_data(delivery)`` makes a job's data from its delivery (default: its payload).
     """
 
     def __init__(
@@ -88,10 +94,12 @@ class ClusterWorker:
         prefetch: int = 64,
         block: float = 1.0,
         deliver: Deliver | None = None,
+        job_data: Callable[[Delivery], Any] | None = None,
     ) -> None:
         self.queue, self.reactr = queue, reactr
         self._runnables = runnables or reactr.names
         self.prefetch, self.block, self._deliver = prefetch, block, deliver
+        self._job_data = job_data
         self.extend_every = queue.visibility_timeout / 3
         self.reclaim_every = min(queue.visibility_timeout / 2, 5.0)
         self._held: dict[str, Delivery] = {}  # by result id: entries held here until acknowledged
@@ -184,13 +192,13 @@ class ClusterWorker:
             self._finished(delivery, _cancelled(delivery))
 
     def _run(self, delivery: Delivery) -> None:
-        job = ClusterJob(delivery)
         try:
+            job = ClusterJob(delivery, None if self._job_data is None else self._job_data(delivery))
             result = self.reactr.do(job)
         except Exception as error:  # not served here any more (reload), or its queue is full
             log.warning("job %s (result %s) cannot start here (%s); left for another node",
-                        job.name, job.id, error)  # fmt: skip
-            self._release(job.id)  # not extended: reclaimed after the visibility timeout
+                        delivery.runnable, delivery.job.id, error)  # fmt: skip
+            self._release(delivery.job.id)  # not extended: reclaimed after the visibility timeout
             return
         self._results[job.id] = result
         result.add_done_callback(self._done)
@@ -212,7 +220,7 @@ class ClusterWorker:
         self._heard[result_id] = now
         if len(self._heard) > 1000:
             self._heard = {rid: at for rid, at in self._heard.items() if now - at < CANCEL_MEMORY}
-        if result_id in self._results and self.reactr.cancel(result_id):
+        if self.reactr.cancel(result_id):  # one of this worker's, or any other job of that id running here
             log.info("job %s cancelled (a cancel from the cluster)", result_id)
 
     # --- storing outcomes ------------------------------------------------------------------------

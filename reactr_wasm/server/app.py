@@ -8,7 +8,7 @@
 | ``GET /then/{id}[?wait=S]`` | the result or the job's error (202 + status when still running) |
 | ``GET /jobs/{id}`` | status JSON, never blocks |
 | ``DELETE /then/{id}`` | 204: a job in flight is cancelled (its record then says so); a finished one is forgotten |
-| ``GET /health`` | 200 ``{"status": "ok", "runnables": [...]}`` (503 while draining) |
+| ``GET /health`` | 200 ``{"status": "ok", "node": id, "runnables": [...]}`` (503 while draining) |
 | ``GET /openapi.json`` | the OpenAPI 3.1 document of these routes (``openapi.py``) |
 | ``GET /metrics`` | Prometheus metrics (``metrics.py``) |
 | ``GET /ui`` ... | the dashboard: public pages over guarded JSON and events (``dashboard.py``) |
@@ -28,6 +28,11 @@ stored, tracked or scheduled for it.
 Every other job is kept in the result store as a ``JobRecord`` (``then=true``:
 once it outlasts ``server.max_wait``); ``inflight.py`` starts such jobs and
 stores their finished records; the routes read records.
+
+Redis mode (``[cluster] redis``): ``cluster_jobs.py`` brings the store (in
+Redis), queues every stored job instead of starting it here, cancels across
+nodes and runs this node's worker; ``then=true`` for a runnable served here
+still runs here, as above. The embedded mode does not import it.
 """
 
 from __future__ import annotations
@@ -37,13 +42,14 @@ import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from reactr_wasm.backends.memory_results import MemoryResultStore
 from reactr_wasm.backends.records import ErrorKind, JobRecord
 from reactr_wasm.backends.results import ResultStore
+from reactr_wasm.cluster.nodes import new_node_id
 from reactr_wasm.config import Config
 from reactr_wasm.errors import JobCancelled, ReactrError, RunErr
 from reactr_wasm.scheduler.job import Job, Result, is_result_id, new_result_id
@@ -53,7 +59,7 @@ from reactr_wasm.server.connections import BodyTimeout
 from reactr_wasm.server.dashboard import dashboard_routes
 from reactr_wasm.server.fastpath import DO_PREFIX, DO_ROUTE, Handler, ThenBatch
 from reactr_wasm.server.inflight import InFlight
-from reactr_wasm.server.metrics import metrics_route
+from reactr_wasm.server.metrics import METRICS, metrics_route
 from reactr_wasm.server.openapi import openapi_route
 from reactr_wasm.server.query import flag
 from reactr_wasm.server.request_jobs import RequestJobs
@@ -70,6 +76,9 @@ from reactr_wasm.server.responses import (
     unavailable,
     value_response,
 )
+
+if TYPE_CHECKING:
+    from reactr_wasm.server.cluster_jobs import ClusterJobs
 
 log = logging.getLogger(__name__)
 
@@ -129,22 +138,31 @@ async def wait_done(result: Result, timeout: float) -> bool:
 
 
 class Server:
-    """The routes and their state: store, callbacks, jobs in flight (``jobs``)."""
+    """The routes and their state: store, callbacks, jobs in flight (``jobs``), Redis mode (``cluster``)."""
 
     def __init__(self, reactr: Reactr, config: Config, store: ResultStore | None = None) -> None:
         self.reactr, self.config = reactr, config
         server = config.server
+        self.callbacks = Callbacks(config.callbacks)
+        self._request_jobs = RequestJobs(reactr, server_auth=bool(server.auth_tokens))
+        self.cluster: ClusterJobs | None = None
+        if config.cluster.enabled:
+            if store is not None:
+                raise ValueError("Redis mode ([cluster] redis) keeps its results in Redis: pass no store")
+            from reactr_wasm.server.cluster_jobs import ClusterJobs  # imports redis: Redis mode only
+
+            self.cluster = ClusterJobs(reactr, config, self.callbacks, self._request_jobs)
+            store = self.cluster.store
         self.store = store or MemoryResultStore(
             ttl=server.result_ttl, max_results=server.max_results, max_bytes=server.max_result_bytes
         )
-        self.callbacks = Callbacks(config.callbacks)
+        self.node_id = new_node_id() if self.cluster is None else self.cluster.node_id
         self.max_wait = server.max_wait
         self.body_limit = server.body_limit
         self.draining = False
         self.jobs = InFlight(reactr, self.store, self.callbacks)
         self.load_errors: Mapping[str, str] = {}  # runnable -> why its module does not load (watch.py)
         self._then_batch = ThenBatch(reactr)
-        self._request_jobs = RequestJobs(reactr, server_auth=bool(server.auth_tokens))
         self._tokens = [token.encode() for token in server.auth_tokens]
 
     # --- request handling -------------------------------------------------------------------
@@ -179,10 +197,7 @@ class Server:
 
     async def do(self, request: web.Request) -> web.StreamResponse:
         name = request.path[len(DO_PREFIX):]  # same as match_info["job"]; also set on the fast path
-        if self.draining:
-            raise HTTPError(503, "server is shutting down", {"Retry-After": RETRY_AFTER, "Connection": "close"})
-        if not self.reactr.has(name):
-            raise unavailable(name, self.load_errors.get(name))  # before reading the body or starting anything
+        local = self._admit(name)  # before reading the body or starting anything
         length = request.content_length
         if length is not None and length > self.body_limit:
             raise too_large(f"{length} bytes", self.body_limit)
@@ -196,6 +211,8 @@ class Server:
             raise HTTPError(499, "client closed the connection") from None  # nginx's "client closed request"
         except BodyTimeout as timeout:
             raise HTTPError(408, str(timeout), {"Connection": "close"}) from None
+        if not local:  # Redis mode, a runnable another node serves: through the queue
+            return await self._do(request, name, body, body)
         data = self._request_jobs.data(request, name, body, request[REQUEST_ID])  # body, or its request
         query = request.query_string
         if query == "then=true" and "Idempotency-Key" not in request.headers:
@@ -215,13 +232,30 @@ class Server:
             return await self._then(request, result)
         return await self._do(request, name, body, data)
 
+    def _admit(self, name: str) -> bool:
+        """Whether runnable ``name`` is served here; raises when it is served nowhere or the server drains.
+
+        Redis mode: a runnable another live node serves is admitted too (False).
+        """
+        if self.draining:
+            raise HTTPError(503, "server is shutting down", {"Retry-After": RETRY_AFTER, "Connection": "close"})
+        if self.reactr.has(name):
+            return True
+        if self.cluster is None or not self.cluster.serves(name):
+            raise unavailable(name, self.load_errors.get(name))
+        return False
+
     async def _do(self, request: web.Request, name: str, body: bytes, data: Any) -> web.StreamResponse:
         params = request.query
         then = flag(params, "then")  # 400 before the job runs, as for a refused callback
         callback = params.get("callback") or None
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
         key = request.headers.get("Idempotency-Key")
-        record, new = await self.jobs.start(name, body, key, url, data=data)
+        if self.cluster is not None:  # queued in Redis; the node that runs it makes its data
+            meta = self._request_jobs.meta(request, request[REQUEST_ID])
+            record, new = await self.cluster.start(name, body, key, url, meta)
+        else:
+            record, new = await self.jobs.start(name, body, key, url, data=data)
         request[RESULT] = (name, record.id)
         if new:
             log.debug("request %s: job %s started (result %s)", request.get(REQUEST_ID), name, record.id)
@@ -266,7 +300,8 @@ class Server:
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         """Cancel a job in flight and keep its record (``cancelled``) for the TTL; forget a finished one."""
         result_id = _result_id(request)
-        name = await self.jobs.cancel(result_id, CANCEL_WAIT)  # its record says cancelled once this answers
+        jobs = self.jobs if self.cluster is None else self.cluster  # Redis mode: wherever the job is
+        name = await jobs.cancel(result_id, CANCEL_WAIT)  # its record says cancelled once this answers
         if name is not None:
             request[RESULT] = (name, result_id)
             log.info("request %s: job %s (result %s) cancelled", request.get(REQUEST_ID), name, result_id)
@@ -282,9 +317,10 @@ class Server:
     async def health(self, request: web.Request) -> web.StreamResponse:
         runnables = self.reactr.names()
         if self.draining:
-            draining = {"code": 503, "message": "draining", "status": "draining", "runnables": runnables}
+            draining = {"code": 503, "message": "draining", "status": "draining", "node": self.node_id,
+                        "runnables": runnables}  # fmt: skip
             return json_response(draining, 503)
-        return json_response({"status": "ok", "runnables": runnables})
+        return json_response({"status": "ok", "node": self.node_id, "runnables": runnables})
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -319,10 +355,15 @@ class Server:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def drain(self, timeout: float) -> None:
-        """Refuse new jobs, wait up to ``timeout`` s for jobs and callbacks in flight, cancel the rest."""
+        """Refuse new jobs, wait up to ``timeout`` s for jobs and callbacks in flight, cancel the rest.
+
+        Redis mode: the node first stops taking jobs and stores what it holds (``ClusterJobs.drain``).
+        """
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        if self.cluster is not None:
+            await self.cluster.drain(timeout)
         if self.jobs:
             log.info("draining: waiting for %d job(s) and %d callback(s)", len(self.jobs), self.callbacks.pending)
             await self.jobs.settled(deadline)
@@ -333,13 +374,17 @@ class Server:
         await self.callbacks.drain(max(0.0, deadline - loop.time()))
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx: sweep expired results while the app runs; close callbacks and the store after."""
+        """cleanup_ctx: sweep expired results while the app runs (Redis mode: the node works); close after."""
         self.jobs.bind()
+        if self.cluster is not None:
+            await self.cluster.open()
         sweeper = asyncio.create_task(self._sweep())
         yield
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.callbacks.close()
         await self.store.close()
 
@@ -368,9 +413,9 @@ def create_app(
     """The aiohttp application serving ``reactr`` as design.md §2 says.
 
     ``store`` defaults to a memory store with ``server.result_ttl``,
-    ``server.max_results`` and ``server.max_result_bytes`` (``compose.build_store``
-    builds the configured one). On shutdown the app drains (``Server.drain``),
-    then closes the store.
+    ``server.max_results`` and ``server.max_result_bytes``; in Redis mode
+    (``config.cluster.redis``) the store is Redis's and ``store`` must be None.
+    On shutdown the app drains (``Server.drain``), then closes the store.
     """
     config = config if config is not None else Config()
     server = Server(reactr, config, store)
@@ -379,7 +424,9 @@ def create_app(
     app[DO_ROUTE] = add_routes(app, server, "/do/{job}", POST=server.do)["POST"]
     add_routes(app, server, "/then/{id}", GET=server.then, DELETE=server.cancel)
     add_routes(app, server, "/jobs/{id}", GET=server.status)
-    add_routes(app, server, "/metrics", GET=metrics_route(app, server))  # app[METRICS]: add_cluster in Redis mode
+    add_routes(app, server, "/metrics", GET=metrics_route(app, server))
+    if server.cluster is not None:
+        app[METRICS].add_cluster(server.cluster.worker)
     for path, public, methods in dashboard_routes(server):  # /ui: the pages are public, their data is not
         add_routes(app, server, path, public=public, **methods)
     # Public routes (no bearer token) are declared here, and only here.

@@ -8,7 +8,10 @@ Each delivery is a ``POST`` of the result (design.md §2, Reactr's bodies):
   JSON form, e.g. ``job_err_result: {"code":400,"message":"job failed"}``.
 
 Headers: ``X-Reactr-Result-Id``, ``X-Reactr-Job``, ``X-Reactr-Outcome``
-(``success`` or ``error``) and ``X-Reactr-Attempt`` (1, 2, ...). A 2xx answer
+(``success`` or ``error``), ``X-Reactr-Attempt`` (this POST's try: 1, 2, ...),
+``X-Reactr-Job-Attempt`` (the run of the job the outcome comes from: 1, or more
+after a Redis-mode node died and another ran it again) and ``X-Reactr-Delivery-Id``
+(names that run: the same on every try of one delivery). A 2xx answer
 ends the delivery; connection errors, timeouts, 429 and 5xx are retried with
 exponential backoff and jitter up to ``callbacks.attempts`` times, each
 attempt bounded by ``callbacks.timeout`` seconds; any other status is final.
@@ -149,20 +152,26 @@ class Callbacks:
         if refusal is not None:
             raise DestinationRefused(f"{host}: the domain is not in callbacks.allowed_domains")
 
-    def deliver(self, url: URL, record: JobRecord) -> asyncio.Task[bool]:
+    def deliver(
+        self, url: URL, record: JobRecord, *, job_attempt: int = 1, delivery_id: str | None = None
+    ) -> asyncio.Task[bool]:
         """Post a finished job's ``record`` to ``url``; returns the delivery task.
 
-        The task's value is True when the receiver accepted it (2xx).
+        ``job_attempt`` and ``delivery_id`` name the run of the job the outcome
+        comes from (``delivery_id`` default: ``<result id>/<job_attempt>``). The
+        task's value is True when the receiver accepted it (2xx).
         """
-        task = asyncio.get_running_loop().create_task(self._deliver(url, record))
+        delivery_id = delivery_id or f"{record.id}/{job_attempt}"
+        run = {"X-Reactr-Job-Attempt": str(job_attempt), "X-Reactr-Delivery-Id": delivery_id}
+        task = asyncio.get_running_loop().create_task(self._deliver(url, record, run))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _deliver(self, url: URL, record: JobRecord) -> bool:
+    async def _deliver(self, url: URL, record: JobRecord, run: dict[str, str]) -> bool:
         outcome = "cancelled"
         try:
-            delivered = await self._post(url, record)
+            delivered = await self._post(url, record, run)
             outcome = "delivered" if delivered else "failed"
             return delivered
         except Exception:  # a bug here must not vanish into an unretrieved task
@@ -172,7 +181,7 @@ class Callbacks:
         finally:
             self.outcomes[outcome] += 1
 
-    async def _post(self, url: URL, record: JobRecord) -> bool:
+    async def _post(self, url: URL, record: JobRecord, run: dict[str, str]) -> bool:
         body, content_type, outcome = delivery_body(record)
         attempts = self.config.attempts
         for attempt in range(1, attempts + 1):
@@ -182,6 +191,7 @@ class Callbacks:
                 "X-Reactr-Job": record.runnable,
                 "X-Reactr-Outcome": outcome,
                 "X-Reactr-Attempt": str(attempt),
+                **run,
             }
             if self.config.secret:
                 headers[SIGNATURE_HEADER] = sign(self.config.secret, body, int(time.time()))

@@ -41,6 +41,20 @@ def fingerprint(name: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+def check_key(key: str) -> None:
+    """Raises HTTPError 400 for an Idempotency-Key that is empty or too long."""
+    if not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise HTTPError(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+
+
+def replayed(kept: JobRecord, record: JobRecord) -> JobRecord:
+    """``kept``, the record the key of ``record`` is bound to; HTTPError 422 when it was for another request."""
+    if kept.fingerprint != record.fingerprint:
+        raise HTTPError(422, f"Idempotency-Key {record.key!r} was already used for a different request "
+                             "(another runnable or body); use a new key for a new request")  # fmt: skip
+    return kept
+
+
 class Running:
     """One job in flight: its Result, whether its record is stored, where to post it."""
 
@@ -93,16 +107,12 @@ class InFlight:
             await self.store.add(record)
             self.follow(result, record, url)
             return record, True
-        if not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise HTTPError(400, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+        check_key(key)
         # Stored before the job starts, so a request with the same key finds it at once.
         record = JobRecord(job.id, name, JobStatus.QUEUED, time.time(), key=key, fingerprint=fingerprint(name, body))
         kept = await self.store.add(record)
         if kept is not None:
-            if kept.fingerprint != record.fingerprint:
-                raise HTTPError(422, f"Idempotency-Key {key!r} was already used for a different request "
-                                     "(another runnable or body); use a new key for a new request")
-            return kept, False
+            return replayed(kept, record), False
         try:
             result = self.reactr.do(job)
         except Exception:
@@ -201,4 +211,4 @@ class InFlight:
             self._idle.set()
 
 
-__all__ = ["InFlight", "Running"]
+__all__ = ["InFlight", "Running", "check_key", "fingerprint", "replayed"]

@@ -102,9 +102,10 @@ _SCHEMAS: dict[str, Schema] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "runnables"],
+        "required": ["status", "node", "runnables"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "draining"]},
+            "node": {"type": "string", "description": "This node's id (host-pid-random); in Redis mode, its consumer name"},
             "runnables": {"type": "array", "items": {"type": "string"}},
             "code": {"type": "integer", "description": "503 while draining"},
             "message": {"type": "string"},

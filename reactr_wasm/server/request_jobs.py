@@ -20,9 +20,16 @@ A body that is itself a CoordinatedRequest in JSON form keeps the mode it had
 before: that request, as sent, is the job (Reactr's tests and hand-made
 requests rely on it). Runnables that import no request function get the raw
 body as always, so the echo hot path builds nothing.
+
+In Redis mode the node that takes a request may not serve its runnable: the
+request's method, target, id and (shown) headers travel with the queued job as
+its ``meta`` (``meta()``), and the node that runs it builds the same request
+from them (``queued()``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -53,8 +60,25 @@ class RequestJobs:
         sent = CoordinatedRequest.from_payload(body)
         if sent is not None:
             return sent
-        headers = [(key, value) for key, value in request.headers.items() if key.lower() not in self.hidden]
-        return CoordinatedRequest.from_http(request.method, request.raw_path, request_id, body, headers)
+        return CoordinatedRequest.from_http(request.method, request.raw_path, request_id, body, self._shown(request))
+
+    def meta(self, request: web.Request, request_id: str) -> dict[str, Any]:
+        """What a queued job carries of its HTTP request, for the node that runs it (msgpack-able)."""
+        headers = [[key, value] for key, value in self._shown(request)]
+        return {"method": request.method, "url": request.raw_path, "id": request_id, "headers": headers}
+
+    def queued(self, name: str, payload: bytes, meta: dict[str, Any] | None) -> bytes | CoordinatedRequest:
+        """The data of a queued job of ``name`` run here: as ``data`` makes it, from the request in ``meta``."""
+        if meta is None or not getattr(self.reactr.worker(name).target, "wants_request", False):
+            return payload
+        sent = CoordinatedRequest.from_payload(payload)
+        if sent is not None:
+            return sent
+        headers = [(str(key), str(value)) for key, value in meta["headers"]]
+        return CoordinatedRequest.from_http(meta["method"], meta["url"], meta["id"], payload, headers)
+
+    def _shown(self, request: web.Request) -> list[tuple[str, str]]:
+        return [(key, value) for key, value in request.headers.items() if key.lower() not in self.hidden]
 
 
 __all__ = ["HOP_BY_HOP", "RequestJobs"]

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from reactr_wasm.backends.records import ErrorKind, JobRecord, classify
+from reactr_wasm.backends.redis_link import BackendUnavailable
 from reactr_wasm.errors import RunnableNotFound
 from reactr_wasm.scheduler.values import JSON, OCTET, encode_value
 from reactr_wasm.server.callbacks import CallbackRefused
@@ -73,6 +74,8 @@ def _status_of(error: BaseException) -> Answer:
         return error.status, error.status, message, {"Allow": allow} if allow else None
     if isinstance(error, CallbackRefused):
         return 400, 400, str(error), None
+    if isinstance(error, BackendUnavailable):  # Redis mode: Redis is away; the node reconnects by itself
+        return 503, 503, "the job store is unavailable; retry later", {"Retry-After": RETRY_AFTER}
     return _job_error(*classify(error))
 
 
