@@ -58,7 +58,7 @@ examples:
 config file (TOML; every key optional; relative paths are relative to the file): --config FILE,
 else DIR/reactr.toml when the served folder has one (the examples' grants their capabilities):
   runnables_dir = "runnables"
-  [server]            host, port, body_limit = "10MiB", result_ttl, auth_tokens = ["env(TOKEN)"], loop
+  [server]            host, port, body_limit = "10MiB", result_ttl, auth_tokens = ["env(TOKEN)"], loop, workers
   [log]               access = false, format = "text"|"json"
   [limits]            timeout = 10, memory = "256MiB", result_size = "16MiB", queue_size
   [capabilities]      grant = ["cache"]: what every runnable may use (http, graphql, cache, static, db)
@@ -94,6 +94,14 @@ class UsageError(Exception):
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"must be an integer between 1 and 65535, got {text!r}")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    from reactr_wasm.server.supervisor import MAX_WORKERS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be an integer between 1 and {MAX_WORKERS}, got {text!r}")
     return int(text)
 
 
@@ -149,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--loop", choices=["auto", "asyncio", "uvloop"],
         help="event loop; auto: uvloop when installed, from reactr-wasm[fast] (default auto; server.loop)",
     )  # fmt: skip
+    serve.add_argument(
+        "--workers", type=_workers, metavar="N",
+        help="N server processes sharing the port, kept running by a supervisor; N > 1 needs --redis "
+        "(default 1; server.workers)",
+    )  # fmt: skip
+    serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # a child of --workers: its supervisor link
     serve.add_argument(
         "--print-config", action="store_true", help="print the effective config (secrets masked) and exit"
     )
@@ -210,6 +224,7 @@ def serve_config(args: argparse.Namespace) -> Config:
         host=args.host if args.host is not None else config.server.host,
         port=args.port if args.port is not None else config.server.port,
         loop=args.loop or config.server.loop,
+        workers=args.workers or config.server.workers,
     )
     logs = replace(
         config.log,
@@ -223,6 +238,7 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from reactr_wasm.server.run import ListenError, loop_factory, serve  # the HTTP server loads only for serve
+    from reactr_wasm.server.supervisor import check_workers, serve_worker, supervise
 
     config = serve_config(args)
     if args.print_config:
@@ -234,11 +250,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(
             f"runnables folder {config.runnables_dir} does not exist: pass --dir DIR or set runnables_dir in --config"
         )
+    workers = config.server.workers
+    check_workers(config, f"--workers {workers}" if args.workers else f"{config.source}: server.workers = {workers}")
     log.info("config: %s", config.source)
+    if workers > 1:
+        return supervise(config, args.argv)
     service = build_service(config, watch=not args.no_watch)
     try:
         with asyncio.Runner(loop_factory=new_loop) as runner:
-            runner.run(serve(service.reactr, config, app=service.app))
+            if args.worker_fd is not None:
+                runner.run(serve_worker(args.worker_fd, serve, service.reactr, config, app=service.app))
+            else:
+                runner.run(serve(service.reactr, config, app=service.app))
     except ListenError as error:
         raise UsageError(str(error)) from None
     finally:
@@ -385,6 +408,7 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``reactr-wasm`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: serve --workers repeats it per process
     setup_logging(args.log_level or args.default_log_level)
     try:
         code: int = args.handler(args)

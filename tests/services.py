@@ -1,4 +1,4 @@
-"""Throwaway redis-server and PostgreSQL processes for the capability tests.
+"""Throwaway processes for the tests: redis-server, PostgreSQL, and ``reactr-wasm serve`` itself.
 
 Each service runs from the Debian binaries in its own temporary directory, on
 a free loopback port, and is stopped (then its directory removed) when the
@@ -17,13 +17,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ROOT
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -78,6 +82,100 @@ def _can_connect(port: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
     except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- reactr-wasm serve
+
+
+@contextlib.contextmanager
+def serve_process(
+    args: Sequence[str | Path], env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``reactr-wasm serve ARGS --port P`` on a free loopback port, yielded once it accepts connections; killed at exit.
+
+    Its stdout and stderr are pipes: ``process.communicate()`` after a stop reads them.
+    ``env`` defaults to this environment with the checkout on ``PYTHONPATH``.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reactr_wasm", "serve", *map(str, args), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        env=dict(env) if env is not None else {**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while not _can_connect(port):
+            assert process.poll() is None, process.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the server did not start listening"
+            time.sleep(0.05)
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+class ServeProcess:
+    """``reactr-wasm serve ARGS --port P`` that a test can signal, kill and start again on the same port.
+
+    Its stdout and stderr go to a log file (kept across restarts; ``log()`` reads
+    it), so a long run cannot fill a pipe and stall it. ``start`` waits until
+    ``GET /health`` answers 200 - in Redis mode, once the node announced itself.
+    """
+
+    def __init__(self, args: Sequence[str | Path], *, port: int | None = None, logs: Path) -> None:
+        self.port = port if port is not None else free_port()
+        self.args = [sys.executable, "-m", "reactr_wasm", "serve", *map(str, args), "--port", str(self.port)]
+        self.logfile = logs / f"serve-{self.port}.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = START_TIMEOUT) -> str:
+        with self.logfile.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not _health_ok(self.url):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.process.returncode} during start-up:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not answer /health within {timeout:.0f} s:\n{self.log()}")
+            time.sleep(0.05)
+        return self.url
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def send(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = STOP_TIMEOUT) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int | None:
+        """Stop it (SIGKILL: as a crash); its exit code."""
+        if self.process is None:
+            return None
+        _stop(self.process, sig)
+        code, self.process = self.process.returncode, None
+        return code
+
+    def log(self) -> str:
+        return _tail(self.logfile)
+
+
+def _health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
         return False
 
 

@@ -13,12 +13,12 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, wat_module
+from tests.services import serve_process
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -152,13 +152,6 @@ def test_inspect_an_unusable_module(modules: Path, file: str, problem: str) -> N
 # --- serve -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def post(url: str, data: bytes) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=5) as response:
@@ -167,35 +160,9 @@ def post(url: str, data: bytes) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@contextmanager
-def serve_process(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``reactr-wasm serve`` on a free loopback port over ``folder``, once it answers; killed at exit."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(folder), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ROOT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, process.communicate()[1].decode()
-            try:
-                post(f"{base}/do/-?then=true", b"")  # any HTTP answer means it listens
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
 @pytest.fixture
 def serving(modules: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    with serve_process(modules) as served:
+    with serve_process(["--dir", modules]) as served:
         yield served
 
 

@@ -7,7 +7,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +16,9 @@ import pytest
 from aiohttp import web
 
 from reactr_wasm.client import verify_signature
-from tests.conftest import ROOT, wat_module
-from tests.test_cli import ENV, cli, free_port, post, serve_process
+from tests.conftest import wat_module
+from tests.services import free_port, serve_process
+from tests.test_cli import ENV, cli
 from tests.test_client import UNKNOWN_ID, Loop, Servers
 
 CONFIG = """\
@@ -45,31 +45,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def serving(folder: Path, config: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``reactr-wasm serve --config`` over ``folder`` on a free port, once it answers; killed at exit."""
-    port = free_port()
-    config_file = folder.parent / f"reactr-{port}.toml"
+    """``reactr-wasm serve --config`` over ``folder`` (the config written beside it), once it answers."""
+    config_file = folder.parent / "reactr-cli-client.toml"
     config_file.write_text(config)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(folder), "--port", str(port),
-         "--config", str(config_file), "--no-watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ROOT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, process.communicate()[1].decode()
-            try:
-                post(f"{base}/health", b"")  # any HTTP answer means it listens
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+    with serve_process(["--dir", folder, "--config", config_file, "--no-watch"]) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +75,7 @@ def wait_status(result_id: str, wanted: str, server: str) -> None:
 
 
 def test_serve_logs_each_runnables_url_at_start(folder: Path) -> None:
-    with serve_process(folder) as (process, base):
+    with serve_process(["--dir", folder]) as (process, base):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     log = stderr.decode()

@@ -25,7 +25,8 @@ except ImportError:  # the browser fixture fails these tests with the reason
     expect = None
 
 from tests.conftest import ROOT, RUNNABLES
-from tests.test_cli import post, serve_process
+from tests.services import serve_process
+from tests.test_cli import post
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -86,7 +87,7 @@ def run_job(page: Any, runnable: str, body: str, mode: str = "then") -> None:
 
 
 def test_the_dashboard_shows_runnables_runs_jobs_and_lists_them_live(page: Any, tmp_path: Path) -> None:
-    with serve_process(runnables(tmp_path)) as (_, base):
+    with serve_process(["--dir", runnables(tmp_path)]) as (_, base):
         page.goto(f"{base}/ui")
         page.wait_for_selector('#runnables tr[data-runnable="hello-echo"]', timeout=WAIT_MS)
         row = page.locator('#runnables tr[data-runnable="hello-echo"]')
@@ -130,7 +131,7 @@ def test_the_dashboard_shows_runnables_runs_jobs_and_lists_them_live(page: Any, 
 def test_with_a_token_the_page_asks_for_it_and_keeps_it_out_of_urls(page: Any, tmp_path: Path) -> None:
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    with serve_process(runnables(tmp_path, f'[server]\nauth_tokens = ["{TOKEN}"]\n')) as (_, base):
+    with serve_process(["--dir", runnables(tmp_path, f'[server]\nauth_tokens = ["{TOKEN}"]\n')]) as (_, base):
         page.goto(f"{base}/ui")  # the page itself is public
         page.wait_for_selector("#token-form:not([hidden])", timeout=WAIT_MS)
         assert page.locator("#server-state").inner_text() == "token needed"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from reactr_wasm.cli import FOLDER_CONFIG
 from tests.conftest import ROOT, RUNNABLES
-from tests.test_cli import serve_process
+from tests.services import serve_process
 
 
 def examples(tmp_path: Path, *, with_config: bool = True) -> Path:
@@ -95,7 +95,7 @@ def test_every_example_answers_the_plain_curl_the_readme_shows(tmp_path: Path) -
     threading.Thread(target=target.serve_forever, daemon=True).start()
     answers: dict[str, tuple[int, bytes, Message]] = {}
     try:
-        with serve_process(folder) as (process, base):
+        with serve_process(["--dir", folder]) as (process, base):
             for name, url, data, headers in readme_curls():
                 if name.startswith("fetch"):
                     data = f"http://127.0.0.1:{target.server_address[1]}/page".encode()
@@ -129,7 +129,7 @@ def test_every_example_answers_the_plain_curl_the_readme_shows(tmp_path: Path) -
 
 def test_fetch_to_loopback_names_the_setting_that_allows_it(tmp_path: Path) -> None:
     folder = examples(tmp_path)
-    with serve_process(folder) as (_, base):
+    with serve_process(["--dir", folder]) as (_, base):
         for name in ("fetch", "fetch-as"):
             status, body, _ = post(f"{base}/do/{name}?then=true", b"http://127.0.0.1:9/")
             assert (status, json.loads(body)["message"]) == (
@@ -141,7 +141,7 @@ def test_fetch_to_loopback_names_the_setting_that_allows_it(tmp_path: Path) -> N
 
 def test_without_the_folder_config_fetch_is_not_granted(tmp_path: Path) -> None:
     folder = examples(tmp_path, with_config=False)
-    with serve_process(folder) as (_, base):
+    with serve_process(["--dir", folder]) as (_, base):
         status, body, _ = post(f"{base}/do/fetch?then=true", b"http://127.0.0.1:9/")
     assert (status, json.loads(body)["message"]) == (
         502, 'capability is not enabled; grant it with [runnables.fetch] capabilities = ["http", "cache"]'

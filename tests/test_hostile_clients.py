@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, wat_module
+from tests.services import free_port
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 SLOW_HEAD = b"POST /do/echo?then=true HTTP/1.1\r\nHost: slow\r\n"
@@ -66,12 +67,6 @@ class Served:
         return self.log()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def reactr_server(tmp_path: Path, config: str = "", nofile: tuple[int, int] | None = None) -> Iterator[Served]:
     """``reactr-wasm serve`` over an echo runnable, once it answers; ``nofile``: its (soft, hard) open-file limit."""
@@ -79,7 +74,7 @@ def reactr_server(tmp_path: Path, config: str = "", nofile: tuple[int, int] | No
     folder.mkdir()
     (folder / "echo.wasm").write_bytes(wat_module("echo"))
     (tmp_path / "reactr.toml").write_text(config)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(folder),
                "--config", str(tmp_path / "reactr.toml"), "--port", str(port)]  # fmt: skip
     limit: Callable[[], None] | None = None

@@ -27,6 +27,7 @@ from reactr_wasm.config import ConfigError, parse_config
 from reactr_wasm.server.logformat import TEXT_FORMAT, JsonFormatter, TextFormatter
 from reactr_wasm.server.redaction import Redactor
 from tests.conftest import ROOT, wat_module
+from tests.services import free_port
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 # `python -c BLOCK_UVLOOP serve ...`: the CLI in a process where `import uvloop` fails, as if not installed
@@ -64,12 +65,6 @@ class Served:
         return self.log_path.read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def serve(
     tmp_path: Path, *flags: str, config: str = "", python: tuple[str, ...] = ("-m", "reactr_wasm")
@@ -80,7 +75,7 @@ def serve(
     for name in ("echo", "swift-style", "result-and-error"):
         (folder / f"{name}.wasm").write_bytes(wat_module(name))
     (tmp_path / "reactr.toml").write_text(config)
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     command = [sys.executable, *python, "serve", "--dir", str(folder), "--config", str(tmp_path / "reactr.toml"),
                "--port", str(port), "--no-watch", *flags]  # fmt: skip

@@ -24,7 +24,8 @@ from wasmtime import Config, Engine, Module
 
 from reactr_wasm.wasm.module import ModuleCache
 from tests.conftest import RUNNABLES, wat_module
-from tests.test_cli import post, serve_process
+from tests.services import serve_process
+from tests.test_cli import post
 
 OTHER_UID = 65534  # nobody
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
@@ -74,7 +75,7 @@ def stop(process: subprocess.Popen[bytes]) -> str:
 
 def test_a_damaged_entry_is_refused_and_rewritten_and_the_server_comes_back(tmp_path: Path) -> None:
     shutil.copy(RUNNABLES / "hello-echo.wasm", tmp_path / "hello-echo.wasm")
-    with serve_process(tmp_path) as (process, base):
+    with serve_process(["--dir", tmp_path]) as (process, base):
         assert post(f"{base}/do/hello-echo?then=true", b"joe") == (200, b"hello joe")
         assert "WARNING" not in stop(process)
     entry = entry_of(tmp_path / ".reactr-cache")
@@ -84,13 +85,13 @@ def test_a_damaged_entry_is_refused_and_rewritten_and_the_server_comes_back(tmp_
         file.write(random.Random(9).randbytes(80 * 1024))
     damaged = entry.read_bytes()
 
-    with serve_process(tmp_path) as (process, base):
+    with serve_process(["--dir", tmp_path]) as (process, base):
         assert post(f"{base}/do/hello-echo?then=true", b"joe") == (200, b"hello joe")
         log = stop(process)
     assert "WARNING" in log and f"ignoring compiled cache entry {entry}: damaged" in log
     assert entry.read_bytes() != damaged  # rewritten
 
-    with serve_process(tmp_path) as (process, base):  # and the new entry is used as it is
+    with serve_process(["--dir", tmp_path]) as (process, base):  # and the new entry is used as it is
         before = identity(entry)
         assert post(f"{base}/do/hello-echo?then=true", b"again") == (200, b"hello again")
         assert "WARNING" not in stop(process)

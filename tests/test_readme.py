@@ -12,16 +12,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from reactr_wasm.signing import sign
 from tests.conftest import ROOT, RUNNABLES
-from tests.test_cli import free_port
+from tests.services import serve_process
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -57,32 +54,6 @@ def request(url: str, data: bytes | None = None, headers: dict[str, str] | None 
         return error.code, error.read()
 
 
-@contextmanager
-def serving(args: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``reactr-wasm serve ARGS`` on a free port, once it answers; killed at exit."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reactr_wasm", "serve", *args, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1].decode()
-            try:
-                request(f"{base}/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
 def test_the_full_configuration_example_starts_as_written(tmp_path: Path) -> None:
     example = block(section("Configuration"), "toml")
     command = next(line for line in example.splitlines() if "reactr-wasm serve --config reactr.toml" in line)
@@ -101,7 +72,7 @@ def test_the_full_configuration_example_starts_as_written(tmp_path: Path) -> Non
     )  # fmt: skip
     assert refused.returncode == 2 and b"environment variable REACTR_TOKEN is not set" in refused.stderr
 
-    with serving(["--config", str(tmp_path / "reactr.toml")], {**bare, **given}) as (_, base):
+    with serve_process(["--config", str(tmp_path / "reactr.toml")], {**bare, **given}) as (_, base):
         assert request(f"{base}/do/hello-echo?then=true", b"joe")[0] == 401  # auth_tokens is set
         token = {"Authorization": f"Bearer {given['REACTR_TOKEN']}"}
         assert request(f"{base}/do/hello-echo?then=true", b"joe", token) == (200, b"hello joe")
@@ -134,6 +105,6 @@ def test_the_request_mode_curl_answers_as_shown(tmp_path: Path) -> None:
     folder = tmp_path / "runnables"
     folder.mkdir()
     shutil.copy(RUNNABLES / "transform.wasm", folder)
-    with serving(["--dir", str(folder)], {**os.environ, "PYTHONPATH": str(ROOT)}) as (_, base):
+    with serve_process(["--dir", str(folder)], {**os.environ, "PYTHONPATH": str(ROOT)}) as (_, base):
         status, body = request(url.replace("localhost:8080", base), data.encode())
     assert (status, json.loads(body)) == (200, json.loads(answer))

@@ -104,6 +104,7 @@ class ServerConfig:
     keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
     max_connections: int = 10_000  # open connections at most (fewer if the open-file limit is lower)
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"  # auto: uvloop when installed (extra [fast])
+    workers: int = 1  # server processes sharing the port (server/supervisor.py); more than 1 needs [cluster] redis
 
 
 @dataclass
@@ -213,6 +214,7 @@ SERVER = {
     "keepalive_timeout": Rule(seconds()),
     "max_connections": Rule(integer(1)),
     "loop": Rule(choice("auto", "asyncio", "uvloop")),
+    "workers": Rule(integer(1, 256)),
 }
 LIMITS = {
     "timeout": Rule(seconds()),

@@ -117,6 +117,8 @@ async def serve(
     app: web.Application | None = None,
     shutdown_event: asyncio.Event | None = None,
     handle_signals: bool = True,
+    reuse_port: bool = False,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``shutdown_event``), then drain and return.
 
@@ -128,19 +130,21 @@ async def serve(
     ``serve`` on the command line writes them); with
     ``log.access``, each request is logged on ``reactr_wasm.access``
     (``access_log.py``). Runs on the caller's event loop (see ``loop_factory``).
-    Raises ListenError when the address cannot be listened on.
+    ``reuse_port``: bind with ``SO_REUSEPORT``, to share the port with other
+    processes (``serve --workers``, ``supervisor.py``); ``on_listening`` is called
+    once the socket listens. Raises ListenError when the address cannot be listened on.
     """
     config = config if config is not None else Config()
     if not logging.getLogger().handlers:  # embedded, logging not set up: still say where it listens
         setup_logging("info", config.log.format)
     with _guarded_logs(config):
-        await _serve(reactr, config, app, shutdown_event, handle_signals)
+        await _serve(reactr, config, app, shutdown_event, handle_signals, reuse_port, on_listening)
     log.info("stopped")
 
 
 async def _serve(
     reactr: Reactr, config: Config, app: web.Application | None, shutdown_event: asyncio.Event | None,
-    handle_signals: bool,
+    handle_signals: bool, reuse_port: bool, on_listening: Callable[[], None] | None,
 ) -> None:  # fmt: skip
     app = app if app is not None else create_app(reactr, config)
     stop = shutdown_event if shutdown_event is not None else asyncio.Event()
@@ -157,7 +161,7 @@ async def _serve(
     await runner.setup()
     signals: list[signal.Signals] = []
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port, backlog=BACKLOG)
+        site = web.TCPSite(runner, config.server.host, config.server.port, backlog=BACKLOG, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as error:
@@ -169,6 +173,8 @@ async def _serve(
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(signum, stop.set)
                     signals.append(signum)
+        if on_listening is not None:
+            on_listening()
         await stop.wait()
         log.info("shutting down: draining for up to %.1fs", config.server.drain_timeout)
     finally:
