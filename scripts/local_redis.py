@@ -36,6 +36,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent not idle, summed over its cores (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
+
+
 def _stats() -> dict[int, list[str]]:
     """pid -> the fields of /proc/PID/stat after the command name, for every live process."""
     stats = {}
