@@ -134,3 +134,15 @@ async def test_a_channel_added_later_is_heard_and_the_first_still_is(make_store:
         await asyncio.sleep(0.02)
     assert heard == [b"hello"]
     raw.close()
+
+
+async def test_a_channel_added_while_connecting_is_subscribed_too(make_store: MakeStore, service: Service) -> None:
+    store, heard = make_store(), asyncio.Queue[bytes]()
+    store.events.on(f"{store.namespace}:first", heard.put_nowait)
+    await asyncio.sleep(0)  # the connection is being made, for the first channel only: none to drop yet
+    store.events.on(f"{store.namespace}:second", heard.put_nowait)
+    assert await store.events.ready(5)
+    raw = redis.Redis.from_url(service.url)
+    assert raw.publish(f"{store.namespace}:second", b"hello") == 1
+    assert await asyncio.wait_for(heard.get(), 5) == b"hello"
+    raw.close()

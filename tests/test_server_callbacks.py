@@ -75,6 +75,8 @@ async def test_the_result_is_posted_to_the_callback(reactr: Reactr, start: Start
     assert payload == b"hello cb"
     assert delivered["X-Reactr-Result-Id"] == result_id
     assert (delivered["X-Reactr-Outcome"], delivered["X-Reactr-Attempt"]) == ("success", "1")
+    # the run it comes from, as in Redis mode (where a job may run again on another node)
+    assert (delivered["X-Reactr-Job-Attempt"], delivered["X-Reactr-Delivery-Id"]) == ("1", f"{result_id}/1")
     assert (await answer(client, "GET", f"/jobs/{result_id}"))[1]["status"] == "succeeded"
 
 

@@ -115,16 +115,22 @@ class Events:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _subscribe(self, pubsub: Any) -> None:
-        """Subscribe to every channel and wait for each confirmation; then the hooks re-check."""
-        channels = set(self._handlers)
-        await pubsub.subscribe(*channels)
+        """Subscribe to every channel and wait for each confirmation; then the hooks re-check.
+
+        A channel added meanwhile (``on`` while this connection was still being made, so
+        there was none to drop) is subscribed too before the subscription counts as ready.
+        """
+        subscribed: set[bytes] = set()
         async with asyncio.timeout(self._link.timeout):
-            while channels:
-                message = await pubsub.get_message(timeout=self._link.timeout)
-                if message is not None and message["type"] == "subscribe":
-                    channels.discard(message["channel"])
-                elif message is not None and message["type"] == "message":
-                    self._dispatch(message)
+            while channels := set(self._handlers) - subscribed:
+                await pubsub.subscribe(*channels)
+                while channels:
+                    message = await pubsub.get_message(timeout=self._link.timeout)
+                    if message is not None and message["type"] == "subscribe":
+                        channels.discard(message["channel"])
+                        subscribed.add(message["channel"])
+                    elif message is not None and message["type"] == "message":
+                        self._dispatch(message)
         self._ready.set()
         for hook in self._resubscribed:
             hook()

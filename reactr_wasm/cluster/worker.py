@@ -282,7 +282,8 @@ class ClusterWorker:
             await asyncio.sleep(self.extend_every)
             try:
                 for delivery in await self.queue.extend(list(self._held.values())):
-                    log.info("job %s (result %s): another node took it over", delivery.runnable, delivery.job.id)
+                    if delivery.job.id in self._results:  # still running here (else: acknowledged meanwhile)
+                        log.info("job %s (result %s): another node took it over", delivery.runnable, delivery.job.id)
                 if loop.time() >= next_reclaim and not self._stopping:
                     next_reclaim = loop.time() + self.reclaim_every
                     await self._reclaim()

@@ -212,7 +212,7 @@ class Server:
         except BodyTimeout as timeout:
             raise HTTPError(408, str(timeout), {"Connection": "close"}) from None
         if not local:  # Redis mode, a runnable another node serves: through the queue
-            return await self._do(request, name, body, body)
+            return await self._do(request, name, body, None)
         data = self._request_jobs.data(request, name, body, request[REQUEST_ID])  # body, or its request
         query = request.query_string
         if query == "then=true" and "Idempotency-Key" not in request.headers:
@@ -246,11 +246,14 @@ class Server:
         return False
 
     async def _do(self, request: web.Request, name: str, body: bytes, data: Any) -> web.StreamResponse:
+        """A job kept in the store; ``data`` None: Redis mode, a runnable another node serves."""
         params = request.query
         then = flag(params, "then")  # 400 before the job runs, as for a refused callback
         callback = params.get("callback") or None
         url = await self.callbacks.check(callback) if callback is not None else None  # 400 before the job runs
         key = request.headers.get("Idempotency-Key")
+        if self.cluster is not None and then and data is not None and url is None and key is None:
+            return await self._then(request, self.reactr.do(Job(name, data, new_result_id())))  # here, as above
         if self.cluster is not None:  # queued in Redis; the node that runs it makes its data
             meta = self._request_jobs.meta(request, request[REQUEST_ID])
             record, new = await self.cluster.start(name, body, key, url, meta)

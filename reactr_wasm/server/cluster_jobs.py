@@ -35,7 +35,7 @@ from reactr_wasm.cluster.nodes import Nodes, new_node_id
 from reactr_wasm.cluster.queue import JobQueue
 from reactr_wasm.cluster.worker import ClusterWorker
 from reactr_wasm.config import Config
-from reactr_wasm.errors import RunnableNotFound
+from reactr_wasm.errors import ConfigError, RunnableNotFound
 from reactr_wasm.scheduler.job import new_result_id
 from reactr_wasm.scheduler.reactr import Reactr
 from reactr_wasm.server.callbacks import Callbacks
@@ -52,6 +52,7 @@ class ClusterJobs:
         cluster, server = config.cluster, config.server
         if cluster.redis is None:
             raise ValueError("ClusterJobs needs [cluster] redis")
+        _check_timeouts(config)
         self.reactr, self.config, self.callbacks, self._request_jobs = reactr, config, callbacks, request_jobs
         self.node_id = new_node_id()
         link = RedisLink(cluster.redis)
@@ -124,12 +125,14 @@ class ClusterJobs:
         log.info("Redis mode: node %s, namespace %s", self.node_id, self.queue.namespace)
 
     async def drain(self, timeout: float) -> None:
-        """Withdraw, take no more jobs, and wait up to ``timeout`` s for the held ones to be stored."""
+        """Withdraw, take no more jobs, and wait up to ``timeout`` s for the held ones to be stored.
+
+        What is still held then stays pending in Redis (the worker logs how many): another
+        node serving the runnable reclaims it after ``visibility_timeout``.
+        """
         self._drained = True
         await self.nodes.close()
-        if not await self.worker.stop(timeout):
-            log.warning("draining: node %s left %d job(s) held; another node reclaims them after %g s",
-                        self.node_id, self.worker.held, self.queue.visibility_timeout)  # fmt: skip
+        await self.worker.stop(timeout)
 
     async def close(self) -> None:
         """Stop everything (a no-op after ``drain``); the store is closed by the server."""
@@ -150,6 +153,18 @@ class ClusterJobs:
     def _queue_size(self, name: str) -> int:
         own = self.config.runnable(name).queue_size
         return own if own is not None else self.config.limits.queue_size
+
+
+def _check_timeouts(config: Config) -> None:
+    """The config file's rule (``check_cluster``), also when ``--redis`` turned Redis mode on after it was read."""
+    timeouts = [("limits.timeout", config.limits.timeout)]
+    timeouts += [(f"runnables.{name}.timeout", own.timeout) for name, own in config.runnables.items() if own.timeout]
+    key, longest = max(timeouts, key=lambda item: item[1])
+    if config.cluster.visibility_timeout <= longest:
+        raise ConfigError(
+            f"cluster.visibility_timeout must be longer than the longest job timeout ({key} = {longest:g} s), "
+            f"or another node takes over jobs still running; got {config.cluster.visibility_timeout:g}"
+        )
 
 
 __all__ = ["ClusterJobs"]

@@ -105,7 +105,7 @@ _SCHEMAS: dict[str, Schema] = {
         "required": ["status", "node", "runnables"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "draining"]},
-            "node": {"type": "string", "description": "This node's id (host-pid-random); in Redis mode, its consumer name"},
+            "node": {"type": "string", "description": "This node's id, host-pid-random (Redis mode: its consumer)"},
             "runnables": {"type": "array", "items": {"type": "string"}},
             "code": {"type": "integer", "description": "503 while draining"},
             "message": {"type": "string"},
@@ -292,7 +292,8 @@ def _do() -> Schema:
             "422": _error("The Idempotency-Key was used before for a different request."),
             "503": _error(
                 "The server is draining, the runnable's queue is full (`QueueFull`), or its module failed to "
-                "load (the message says why; served once a fixed module loads); or the runnable's own 503.",
+                "load (the message says why; served once a fixed module loads); in Redis mode, Redis is "
+                "unavailable; or the runnable's own 503.",
                 "Retry-After", "X-Reactr-Error",
             ),
             **_JOB_OUTCOMES,
@@ -315,7 +316,9 @@ def _then() -> Schema:
             },
             "400": _job_error("The id is not a result id, or `wait` is not a number of seconds; or the runnable's."),
             "404": _job_error("No result with this id: never made, expired or deleted; or the runnable's own 404."),
-            "503": _job_error("The runnable's own 503."),
+            "503": _error(
+                "Redis mode: Redis is unavailable; or the runnable's own 503.", "Retry-After", "X-Reactr-Error"
+            ),
             **_JOB_OUTCOMES,
         },
     }
@@ -331,6 +334,7 @@ def _status() -> Schema:
                     "content": {JSON: {"schema": _ref("schemas", "JobStatus")}}},
             "400": _error("The id is not a result id."),
             "404": _error("No result with this id: never made, expired or deleted."),
+            "503": _error("Redis mode: Redis is unavailable.", "Retry-After"),
         },
     }
 
@@ -350,6 +354,7 @@ def _cancel() -> Schema:
             },
             "400": _error("The id is not a result id."),
             "404": _error("No result with this id: never made, expired or deleted."),
+            "503": _error("Redis mode: Redis is unavailable.", "Retry-After"),
         },
     }
 
