@@ -23,6 +23,7 @@ from reactr_wasm.config import Config, dump_toml, load_config, parse_size
 from reactr_wasm.errors import ConfigError, ModuleError, ReactrError
 from reactr_wasm.scheduler.values import value_bytes
 from reactr_wasm.server.logformat import LOG_FORMATS, set_log_format, setup_logging
+from reactr_wasm.server.supervisor import MAX_WORKERS, WORKER_FD_FLAG, check_workers, serve_worker, supervise
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -98,8 +99,6 @@ def _port(text: str) -> int:
 
 
 def _workers(text: str) -> int:
-    from reactr_wasm.server.supervisor import MAX_WORKERS
-
     if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"must be an integer between 1 and {MAX_WORKERS}, got {text!r}")
     return int(text)
@@ -162,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="N server processes sharing the port, kept running by a supervisor; N > 1 needs --redis "
         "(default 1; server.workers)",
     )  # fmt: skip
-    serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # a child of --workers: its supervisor link
+    serve.add_argument(WORKER_FD_FLAG, type=int, help=argparse.SUPPRESS)  # a child of --workers: its supervisor link
     serve.add_argument(
         "--print-config", action="store_true", help="print the effective config (secrets masked) and exit"
     )
@@ -238,7 +237,6 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from reactr_wasm.server.run import ListenError, loop_factory, serve  # the HTTP server loads only for serve
-    from reactr_wasm.server.supervisor import check_workers, serve_worker, supervise
 
     config = serve_config(args)
     if args.print_config:

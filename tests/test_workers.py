@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_client
 
+from reactr_wasm.backends.records import JobRecord, JobStatus
 from tests.conftest import ROOT, wat_module
 from tests.services import ServeProcess, Service, redis_server
 
@@ -33,7 +35,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def folder(tmp_path: Path) -> Path:
     runnables = tmp_path / "runnables"
     runnables.mkdir()
-    (runnables / "echo.wasm").write_bytes(wat_module("echo"))
+    for name in ("echo", "slow"):
+        (runnables / f"{name}.wasm").write_bytes(wat_module(name))
     return runnables
 
 
@@ -107,6 +110,11 @@ def post(url: str, data: bytes) -> dict[str, str]:
         return body
 
 
+def status(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(json.loads(response.read())["status"])
+
+
 def then(url: str) -> bytes:
     with urllib.request.urlopen(f"{url}?wait=5", timeout=10) as response:
         return bytes(response.read())
@@ -122,7 +130,7 @@ def two_workers(folder: Path, redis: Service, tmp_path: Path) -> Iterator[ServeP
         server.stop(signal.SIGKILL)
 
 
-def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProcess) -> None:
+def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProcess, redis: Service) -> None:
     server = two_workers
     eventually(lambda: len(children(server.pid)) == 2, 20, "two children")
     eventually(lambda: len(nodes_seen(server.url)) == 2, 20, "both children answer on the port")
@@ -132,10 +140,15 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(two_workers: ServeProces
     for n, result_id in enumerate(ids):  # every result on new connections, whichever process took the job
         assert then(f"{server.url}/then/{result_id}") == f"hello joe {n}".encode()
 
+    slow = post(f"{server.url}/do/slow", b"1500000000")["resultId"]  # ~1 s: running when SIGTERM comes
+    eventually(lambda: status(f"{server.url}/jobs/{slow}") == "running", 20, "the slow job runs")
     server.send(signal.SIGTERM)
     assert server.wait(30) == 0, server.log()
     assert not any(alive(pid) for pid in pids)
     assert "SIGTERM: stopping 2 workers" in server.log()
+    with redis_client.Redis.from_url(redis.url) as client:  # the process running it drained: finished, stored
+        record = JobRecord.from_bytes(client.hget(f"reactr:r:{slow}", "d"))
+    assert (record.status, record.value) == (JobStatus.SUCCEEDED, b"done")
 
 
 def test_a_killed_worker_is_started_again(two_workers: ServeProcess) -> None:
@@ -170,3 +183,24 @@ def test_a_port_in_use_is_one_line_and_exit_2(folder: Path, redis: Service) -> N
                    "--log-level", "warning")  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip() == f"reactr-wasm: cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+@pytest.mark.slow  # the backoff: 0.5 + 1 + 2 + 4 + 8 s before the fifth failed start
+def test_a_worker_that_keeps_failing_at_start_stops_the_supervisor(folder: Path, tmp_path: Path) -> None:
+    with redis_server() as service:
+        server = ServeProcess(["--dir", folder, "--no-watch", "--redis", service.url, "--workers", "2"], logs=tmp_path)
+        server.start()
+        try:
+            eventually(lambda: len(children(server.pid)) == 2, 20, "two children")
+            eventually(lambda: len(nodes_seen(server.url)) == 2, 20, "both children listen")
+            survivor, victim = sorted(children(server.pid))
+            folder.rename(tmp_path / "gone")  # a new child now exits 2 at start: no runnables folder
+            os.kill(victim, signal.SIGKILL)
+            assert server.wait(40) == 2, server.log()
+            assert not alive(survivor)
+            log = server.log()
+            assert log.count("failed to start (exit code 2); trying again in") == 4
+            assert "failed to start 5 times in a row (exit code 2)" in log
+            assert "children keep failing to start: stopping 2 workers" in log
+        finally:
+            server.stop(signal.SIGKILL)

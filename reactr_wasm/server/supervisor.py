@@ -147,6 +147,8 @@ class Supervisor:
                 *worker_argv(self.serve_argv, theirs.fileno()), pass_fds=[theirs.fileno()], process_group=0,
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
+        if self.stopping.is_set():  # stopped while it was being started: _stop signalled the others
+            child.signal(signal.SIGTERM)
         reader, child.link = await asyncio.open_unix_connection(sock=ours)
         if await reader.read(1) == b"1":
             child.start_failures = 0
@@ -182,11 +184,13 @@ class Supervisor:
             ready = await self._start(child)
 
     async def _stop_all(self) -> None:
-        """Signal every child still running, wait for their drain, kill those past it."""
-        self.stopping.set()
+        """Stop every child still running (signalled once: a second signal would cut its drain short),
+        wait for their drain, kill those past it."""
         running = [child for child in self.children if child.process is not None and child.code is None]
-        for child in running:
-            child.signal(signal.SIGTERM)
+        if not self.stopping.is_set():
+            self.stopping.set()
+            for child in running:
+                child.signal(signal.SIGTERM)
         if not running:
             return
         exits = [asyncio.ensure_future(child.exited()) for child in running]
@@ -254,8 +258,7 @@ class SupervisorLink:
         loop.add_reader(self.sock.fileno(), readable)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
         self.sock.close()
 
 
