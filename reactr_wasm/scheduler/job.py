@@ -78,9 +78,21 @@ class Job:
         return json.dumps(data, separators=(",", ":")).encode()
 
 
+def status_of(error: BaseException) -> JobStatus:
+    """The status a job ends in with ``error``."""
+    if isinstance(error, JobTimeout):
+        return JobStatus.TIMED_OUT
+    if isinstance(error, JobCancelled):
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED
+
+
 # Results change state for microseconds at a time, under the GIL: one shared
 # lock serialises them without allocating a lock per job.
 _STATE_LOCK = threading.Lock()
+# The control of every Result made finished (``Result._ran_inline``): never read, since
+# cancel() leaves a finished result's control alone.
+_SPENT = RunControl()
 
 
 class Result:
@@ -118,6 +130,26 @@ class Result:
         self._callbacks: list[Callable[[Result], None]] | None = None
         self._event: threading.Event | None = None
         self._discarded = False
+
+    @classmethod
+    def _ran_inline(
+        cls, job: Job, status: JobStatus, value: Any, error: BaseException | None, started: float, finished: float
+    ) -> Result:
+        """The Result of a job that already ran to its end on the caller's thread (``Worker.run_job_now``).
+
+        Nobody could have waited for, cancelled or discarded it yet, so it is
+        made finished, without a lock and without a RunControl of its own.
+        """
+        result = cls.__new__(cls)
+        result.job = job
+        result.status = status
+        result.created = result.started = started
+        result.finished = finished
+        result.control = _SPENT
+        result._value, result._error = value, error
+        result._callbacks = result._event = None
+        result._discarded = False
+        return result
 
     @property
     def id(self) -> str:
@@ -170,13 +202,7 @@ class Result:
         self._finish(JobStatus.SUCCEEDED, value)
 
     def set_error(self, error: BaseException) -> None:
-        if isinstance(error, JobTimeout):
-            status = JobStatus.TIMED_OUT
-        elif isinstance(error, JobCancelled):
-            status = JobStatus.CANCELLED
-        else:
-            status = JobStatus.FAILED
-        self._finish(status, error=error)
+        self._finish(status_of(error), error=error)
 
     # --- consumer side -------------------------------------------------------------
 
@@ -201,6 +227,8 @@ class Result:
 
         Raises TimeoutError when ``timeout`` seconds pass first.
         """
+        if self.status is JobStatus.SUCCEEDED:  # the common case, without a call
+            return self._value
         if not self.done():
             with _STATE_LOCK:
                 if self._event is None:
@@ -252,13 +280,13 @@ class Result:
     def cancel(self) -> bool:
         """Cancel a queued or running job; a running Wasm guest is interrupted.
 
-        Returns False when the job had already finished.
+        Returns False when the job had already finished (its control is then left alone).
         """
-        self.control.cancelled = True
         with _STATE_LOCK:
             if self.status in FINISHED:
                 return False
             running = self.status is JobStatus.RUNNING
+            self.control.cancelled = True  # under the lock: a queued job starting now sees it
         # A running Wasm guest sees control.cancelled on its next epoch tick and
         # ends as JobCancelled; a queued job is finished here and never starts.
         if not running:

@@ -183,6 +183,9 @@ class Reactr:
         if isinstance(job, str):
             job = Job(job, data)
         worker = self.worker(job.name)
+        result = worker.run_job_now(job)  # ran to its end here: nothing to queue or cancel
+        if result is not None:
+            return result
         result = Result(job)
         try:
             worker.submit(result)

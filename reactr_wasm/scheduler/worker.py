@@ -14,7 +14,7 @@ from reactr_wasm.errors import JobTimeout, QueueFull, ReactrError
 from reactr_wasm.limits import QUEUE_SIZE
 from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
-from reactr_wasm.scheduler.job import JobStatus, Result
+from reactr_wasm.scheduler.job import Job, JobStatus, Result, status_of
 from reactr_wasm.scheduler.stats import JobStats
 from reactr_wasm.scheduler.targets import PayloadTarget, Target
 from reactr_wasm.wasm.context import RunControl
@@ -201,12 +201,13 @@ class Worker:
                 self._start_locked()
             self._queue.put(result)
 
-    def run_now(self, payload: bytes) -> tuple[bool, Any]:
+    def run_now(self, payload: bytes, result_id: str = "") -> tuple[bool, Any]:
         """Run a job here and now if this runnable runs inline and a slot is free.
 
         Returns ``(True, value)``, raises the job's error, or returns ``(False,
         None)`` when the job must go through ``submit`` instead. No Result is
         made: for callers that wait for the value anyway (``then=true``).
+        ``result_id`` names the job in log lines and job events ("": none).
         """
         target = self._payload_target
         if not (self._inline and target is not None and self._queue.empty() and not self._stopping):
@@ -220,21 +221,46 @@ class Worker:
             control.budget = time.monotonic() + INLINE_BUDGET_SECONDS
             started = perf_counter()
             try:
-                value = target.run_payload(payload, control)
+                value = target.run_payload(payload, control, result_id)
             except InlineBudgetExceeded:
                 self._over_budget()
                 return False, None
-            except ReactrError as error:
+            except Exception as error:  # the job's error (a ReactrError), or a host bug
                 elapsed = perf_counter() - started
                 self._learn(elapsed)
-                self.stats.ran_inline(elapsed, error)
+                self.stats.ran_inline(elapsed, error, result_id)
                 raise
             elapsed = perf_counter() - started
-            self._learn(elapsed)
-            self.stats.ran_inline(elapsed)
+            if elapsed > INLINE_MAX_SECONDS:  # _learn's one case that matters after a fast run, without a call
+                self._learn(elapsed)
+            self.stats.ran_inline(elapsed, None, result_id)
             return True, value
         finally:
             self._inline_slots.append(slot)
+
+    def run_job_now(self, job: Job) -> Result | None:
+        """``job``'s finished Result if it could run here and now (see ``run_now``), else None: ``submit`` it.
+
+        Only jobs whose data is bytes take this way; no state changes or locks
+        are needed for a Result nobody else holds yet.
+        """
+        data = job.data
+        if type(data) is not bytes or not self._inline:
+            return None
+        started = time.time()
+        try:
+            ran, value = self.run_now(data, job._id or "")
+        except Exception as error:
+            if not isinstance(error, ReactrError):
+                log.exception("runnable '%s' failed on job %s", self.name, job.id)
+            job.data = None
+            self.submitted += 1
+            return Result._ran_inline(job, status_of(error), None, error, started, time.time())
+        if not ran:
+            return None
+        job.data = None  # as after any run: a kept Result must not pin the input
+        self.submitted += 1
+        return Result._ran_inline(job, JobStatus.SUCCEEDED, value, None, started, time.time())
 
     def _over_budget(self) -> None:
         self._inline = False
