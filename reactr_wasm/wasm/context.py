@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from reactr_wasm.capabilities.grants import NONE, Capabilities
 from reactr_wasm.errors import RunErr
+from reactr_wasm.wasm._raw import RawMemory
 from reactr_wasm.wasm.request import CoordinatedRequest
 
 # Runs a job by name for a guest's ``run_job`` and returns its output; raises ReactrError.
@@ -27,11 +28,13 @@ class JobContext:
         "ident",
         "job_runner",
         "max_output",
+        "memory",
         "output",
         "pending",
         "request",
         "result_id",
         "runnable",
+        "staged",
     )
 
     def __init__(
@@ -53,6 +56,10 @@ class JobContext:
         self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
         self.ffi_vars: list[str] = []
         self.bad_idents = 0  # host calls made with another job's ident, refused
+        # Set by the instance that runs the job: the guest's memory, and the header words of
+        # its driver's stage (driver.py; None without a driver), where results are recorded.
+        self.memory: RawMemory | None = None
+        self.staged: memoryview | None = None
 
 
 class Stop(enum.Enum):
