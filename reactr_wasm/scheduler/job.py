@@ -90,9 +90,9 @@ def status_of(error: BaseException) -> JobStatus:
 # Results change state for microseconds at a time, under the GIL: one shared
 # lock serialises them without allocating a lock per job.
 _STATE_LOCK = threading.Lock()
-# The control of every Result made finished (``Result._ran_inline``): never read, since
-# cancel() leaves a finished result's control alone.
+# The control of every RanResult: never read, since cancel() leaves a finished result's control alone.
 _SPENT = RunControl()
+_SUCCEEDED = JobStatus.SUCCEEDED
 
 
 class Result:
@@ -130,26 +130,6 @@ class Result:
         self._callbacks: list[Callable[[Result], None]] | None = None
         self._event: threading.Event | None = None
         self._discarded = False
-
-    @classmethod
-    def _ran_inline(
-        cls, job: Job, status: JobStatus, value: Any, error: BaseException | None, started: float, finished: float
-    ) -> Result:
-        """The Result of a job that already ran to its end on the caller's thread (``Worker.run_job_now``).
-
-        Nobody could have waited for, cancelled or discarded it yet, so it is
-        made finished, without a lock and without a RunControl of its own.
-        """
-        result = cls.__new__(cls)
-        result.job = job
-        result.status = status
-        result.created = result.started = started
-        result.finished = finished
-        result.control = _SPENT
-        result._value, result._error = value, error
-        result._callbacks = result._event = None
-        result._discarded = False
-        return result
 
     @property
     def id(self) -> str:
@@ -227,7 +207,7 @@ class Result:
 
         Raises TimeoutError when ``timeout`` seconds pass first.
         """
-        if self.status is JobStatus.SUCCEEDED:  # the common case, without a call
+        if self.status is _SUCCEEDED:  # the common case, without a call
             return self._value
         if not self.done():
             with _STATE_LOCK:
@@ -292,6 +272,27 @@ class Result:
         if not running:
             self._finish(JobStatus.CANCELLED, error=JobCancelled())
         return True
+
+
+class RanResult(Result):
+    """The Result of a job that already ran to its end on the caller's thread (``Worker.run_job_now``).
+
+    Nobody could have waited for, cancelled or discarded it yet, so it is made
+    finished: no lock, no state changes, no RunControl of its own.
+    """
+
+    __slots__ = ()
+
+    def __init__(  # sets every field itself: not Result.__init__, which makes a queued result
+        self, job: Job, status: JobStatus, value: Any, error: BaseException | None, started: float, finished: float
+    ) -> None:
+        self.job, self.status = job, status
+        self.created = self.started = started
+        self.finished = finished
+        self.control = _SPENT
+        self._value, self._error = value, error
+        self._callbacks = self._event = None
+        self._discarded = False
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -144,7 +144,9 @@ class JobStats:
     def ran_inline(self, seconds: float, error: BaseException | None = None, result_id: str = "") -> None:
         """A job run on the caller's thread by ``Worker.run_now`` ended (``result_id`` "": it has none)."""
         self.runs[1] += 1
-        self.duration.observe(seconds)
+        duration = self.duration  # Histogram.observe, written out: every inline job comes here
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.sum += seconds
         outcome = SUCCEEDED if error is None else outcome_of(error)
         self.outcomes[outcome] += 1
         if self.events.listeners:

@@ -7,14 +7,14 @@ import os
 import queue
 import threading
 import time
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from reactr_wasm.errors import JobTimeout, QueueFull, ReactrError
 from reactr_wasm.limits import QUEUE_SIZE
 from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
-from reactr_wasm.scheduler.job import Job, JobStatus, Result, status_of
+from reactr_wasm.scheduler.job import Job, JobStatus, RanResult, Result, status_of
 from reactr_wasm.scheduler.stats import JobStats
 from reactr_wasm.scheduler.targets import PayloadTarget, Target
 from reactr_wasm.wasm.context import RunControl
@@ -37,6 +37,8 @@ INLINE_MAX_SECONDS = 0.002
 INLINE_BUDGET_SECONDS = 0.02
 INLINE_BAN_SECONDS = 0.1
 FAST_STREAK = 32
+_NO_LIMIT = float("inf")
+_SUCCEEDED = JobStatus.SUCCEEDED
 
 
 class Worker:
@@ -85,7 +87,8 @@ class Worker:
         # guest with side effects (network, shared cache) could not be restarted
         # elsewhere if it overran: neither runs on the caller's thread.
         self._inline_banned = timeout is not None or (target.interruptible and not target.restartable)
-        self._inline_slots = [None] * pool_size  # at most pool_size inline runs at once
+        # At most pool_size inline runs at once; each slot is the control its runs use (_run_here).
+        self._inline_slots = [RunControl() for _ in range(pool_size)]
         self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
         self.stats = stats if stats is not None else JobStats(name)  # outcomes, runs, durations: for metrics
 
@@ -179,7 +182,7 @@ class Worker:
         self.submitted += 1
         if self._inline and self._queue.empty():
             try:
-                slot = self._inline_slots.pop()  # list ops are atomic: no lock on the hot path
+                slot = self._inline_slots.pop()  # the job runs under its Result's own control
             except IndexError:
                 pass  # every slot is busy on other threads: queue it
             else:
@@ -209,58 +212,69 @@ class Worker:
         made: for callers that wait for the value anyway (``then=true``).
         ``result_id`` names the job in log lines and job events ("": none).
         """
-        target = self._payload_target
-        if not (self._inline and target is not None and self._queue.empty() and not self._stopping):
-            return False, None
-        try:
-            slot = self._inline_slots.pop()
-        except IndexError:
-            return False, None
-        try:
-            control = RunControl()  # the runnable sets the deadline from its Limits
-            control.budget = time.monotonic() + INLINE_BUDGET_SECONDS
-            started = perf_counter()
-            try:
-                value = target.run_payload(payload, control, result_id)
-            except InlineBudgetExceeded:
-                self._over_budget()
-                return False, None
-            except Exception as error:  # the job's error (a ReactrError), or a host bug
-                elapsed = perf_counter() - started
-                self._learn(elapsed)
-                self.stats.ran_inline(elapsed, error, result_id)
-                raise
-            elapsed = perf_counter() - started
-            if elapsed > INLINE_MAX_SECONDS:  # _learn's one case that matters after a fast run, without a call
-                self._learn(elapsed)
-            self.stats.ran_inline(elapsed, None, result_id)
-            return True, value
-        finally:
-            self._inline_slots.append(slot)
+        ran = self._run_here(payload, result_id)
+        return (False, None) if ran is None else (True, ran[0])
 
     def run_job_now(self, job: Job) -> Result | None:
         """``job``'s finished Result if it could run here and now (see ``run_now``), else None: ``submit`` it.
 
-        Only jobs whose data is bytes take this way; no state changes or locks
-        are needed for a Result nobody else holds yet.
+        Only jobs whose data is bytes take this way. The Result is made finished:
+        nobody else holds it yet, so no state changes or locks are needed.
         """
         data = job.data
-        if type(data) is not bytes or not self._inline:
+        if type(data) is not bytes:
             return None
         started = time.time()
         try:
-            ran, value = self.run_now(data, job._id or "")
+            ran = self._run_here(data, job._id or "")
         except Exception as error:
             if not isinstance(error, ReactrError):
                 log.exception("runnable '%s' failed on job %s", self.name, job.id)
             job.data = None
             self.submitted += 1
-            return Result._ran_inline(job, status_of(error), None, error, started, time.time())
-        if not ran:
+            return RanResult(job, status_of(error), None, error, started, time.time())
+        if ran is None:
             return None
         job.data = None  # as after any run: a kept Result must not pin the input
         self.submitted += 1
-        return Result._ran_inline(job, JobStatus.SUCCEEDED, value, None, started, time.time())
+        return RanResult(job, _SUCCEEDED, ran[0], None, started, started + ran[1])
+
+    def _run_here(self, payload: bytes, result_id: str) -> tuple[Any, float] | None:
+        """``(value, seconds)`` of a run on this thread, or None when it cannot run here; raises the job's error.
+
+        Runs when this runnable runs inline, its target can run a bare payload
+        and an inline slot is free. Each slot is a RunControl, reset for each
+        run: nobody can cancel a run with no Result, and the control does not
+        outlive the run.
+        """
+        target = self._payload_target
+        if not (self._inline and target is not None and self._queue.empty() and not self._stopping):
+            return None
+        try:
+            control = self._inline_slots.pop()  # list ops are atomic: no lock on the hot path
+        except IndexError:
+            return None
+        try:
+            control.deadline, control.cancelled = _NO_LIMIT, False  # the runnable sets the deadline from its Limits
+            started = monotonic()  # the budget's clock, and the run's (perf_counter is the same clock here)
+            control.budget = started + INLINE_BUDGET_SECONDS
+            try:
+                value = target.run_payload(payload, control, result_id)
+            except InlineBudgetExceeded:
+                self._over_budget()
+                return None
+            except Exception as error:  # the job's error (a ReactrError), or a host bug
+                elapsed = monotonic() - started
+                self._learn(elapsed)
+                self.stats.ran_inline(elapsed, error, result_id)
+                raise
+            elapsed = monotonic() - started
+            if elapsed > INLINE_MAX_SECONDS:  # _learn's one case that matters after a fast run, without a call
+                self._learn(elapsed)
+            self.stats.ran_inline(elapsed, None, result_id)
+            return value, elapsed
+        finally:
+            self._inline_slots.append(control)
 
     def _over_budget(self) -> None:
         self._inline = False

@@ -182,6 +182,8 @@ class HostCalls:
         if job is None:
             return -1
         self._read(name_ptr, name_len)  # names are checked but unused (positional)
+        if job.ffi_vars is None:
+            job.ffi_vars = []
         job.ffi_vars.append(self._text(val_ptr, val_len))
         return 0
 
@@ -356,7 +358,7 @@ class HostCalls:
         # Reactr's host crashed here when a result was pending; refusing is the safe reading.
         if job.pending is not None:
             return -1
-        variables, job.ffi_vars = job.ffi_vars, []  # the list is consumed by this call
+        variables, job.ffi_vars = job.ffi_vars or [], None  # consumed by this call
         database = job.capabilities.db
         try:  # db_exec answers Reactr's own refusal text, in its order of checks (the query type first)
             return self._pend(job, db_exec(database, query_type, name, variables))

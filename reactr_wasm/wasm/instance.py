@@ -106,7 +106,7 @@ class WasmInstance:
     """
 
     def __init__(self, plan: Blueprint, control: RunControl | None = None) -> None:
-        self._host = plan.host
+        self._current = plan.host.current  # the calling thread's running job, for host functions
         self.broken = False  # set when a job trapped or was stopped: the pool must close it
         self.stopped: Stop | None = None
         self._key = next(_keys)
@@ -220,7 +220,7 @@ class WasmInstance:
         host stopped the guest (at any step), SetupError when the input could
         not be handed over. After any of these ``broken`` is set.
         """
-        current = self._host.current
+        current = self._current
         # Saved and restored, not cleared: a run_job host call runs a nested
         # job on this same thread while the caller's guest is suspended.
         outer = current.job
