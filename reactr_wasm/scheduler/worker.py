@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 # under INLINE_MAX_SECONDS runs on the submitting thread (for the server: the
 # event loop) while a pool slot is free.
 #
+# One run over INLINE_MAX_SECONDS alone is more often this thread preempted on a
+# busy machine than the job turning slow (and sending the next FAST_STREAK jobs
+# through worker threads costs far more): an inline runnable leaves the caller's
+# thread after SLOW_RUNS such runs in a row.
+#
 # A Wasm runnable may then turn slow. If it cannot have side effects (see
 # ModuleInfo.restartable), an inline run is stopped after INLINE_BUDGET_SECONDS
 # and the job starts again from scratch on a worker thread; the streak it must
@@ -37,6 +42,7 @@ INLINE_MAX_SECONDS = 0.002
 INLINE_BUDGET_SECONDS = 0.02
 INLINE_BAN_SECONDS = 0.1
 FAST_STREAK = 32
+SLOW_RUNS = 2
 _NO_LIMIT = float("inf")
 _SUCCEEDED = JobStatus.SUCCEEDED
 
@@ -82,6 +88,7 @@ class Worker:
         self._stopping = False
         self._fast_streak = 0
         self._streak_needed = FAST_STREAK
+        self._slow_runs = 0  # runs over INLINE_MAX_SECONDS in a row
         self._inline = False
         # A timeout that cannot stop the run needs a thread to abandon, and a
         # guest with side effects (network, shared cache) could not be restarted
@@ -269,7 +276,7 @@ class Worker:
                 self.stats.ran_inline(elapsed, error, result_id)
                 raise
             elapsed = monotonic() - started
-            if elapsed > INLINE_MAX_SECONDS:  # _learn's one case that matters after a fast run, without a call
+            if elapsed > INLINE_MAX_SECONDS or self._slow_runs:  # else _learn has nothing to change: no call
                 self._learn(elapsed)
             self.stats.ran_inline(elapsed, None, result_id)
             return value, elapsed
@@ -341,8 +348,12 @@ class Worker:
         """Learn whether this runnable is fast enough to run inline (see INLINE_MAX_SECONDS)."""
         if elapsed > INLINE_MAX_SECONDS:
             self._fast_streak = 0
-            self._inline = False
-        elif not self._inline_banned and not self._inline:
+            self._slow_runs += 1
+            if self._slow_runs >= SLOW_RUNS:
+                self._inline = False
+            return
+        self._slow_runs = 0
+        if not self._inline_banned and not self._inline:
             self._fast_streak += 1
             self._inline = self._fast_streak >= self._streak_needed
 

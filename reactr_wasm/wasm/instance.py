@@ -159,8 +159,7 @@ class WasmInstance:
         imports.set_linked(len(guest), store, plan.linker_at, *_RETURN_RESULT)  # record's fallback
         module = drivers.with_deallocate if self._deallocate is not None else drivers.without_deallocate
         driver = _store.Exports(store, store.instantiate_with(module, imports), (b"stage", b"job", b"run", b"record"))
-        stage = driver.memory(b"stage")
-        self._stage = stage
+        stage = driver.memory(b"stage")  # its windows stay valid while the store lives
         self._header = stage.window(0, INPUT_OFFSET).cast("i")
         self._header[RESULT_LIMIT] = min(plan.limits.result_size, OUTPUT_CAPACITY)
         self._input = stage.window(INPUT_OFFSET, INPUT_OFFSET + INPUT_CAPACITY)
