@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 
 import pytest
 
-from reactr_wasm import CoordinatedResponse, JobCancelled, Limits, RunErr, WasmEngine
+from reactr_wasm import CoordinatedResponse, ExecutionError, JobCancelled, Limits, RunErr, WasmEngine
 from reactr_wasm.wasm.context import RunControl
 from tests.conftest import wat_module
 
@@ -39,6 +40,24 @@ def test_return_error_is_a_run_err_with_reactr_json(engine: WasmEngine) -> None:
 
 def test_first_result_wins(engine: WasmEngine) -> None:
     assert engine.load("double", wat_module("double-result")).run(b"") == b"first"
+
+
+@pytest.mark.parametrize("first", [0, 5, 8192, 8193, 40_000])
+@pytest.mark.parametrize("second", [3, 9000])
+def test_first_result_wins_whether_the_driver_or_the_host_records_it(
+    engine: WasmEngine, first: int, second: int
+) -> None:
+    two = engine.load("two", wat_module("two-results"))
+    assert two.run(struct.pack("<ii", first, second)) == b"a" * first
+    assert two.run(struct.pack("<ii", second, first)) == b"a" * second  # the same instance, job after job
+
+
+@pytest.mark.parametrize("size", [11, 9000])
+def test_a_result_over_the_limit_fails_the_job_below_and_above_the_driver_stage(engine: WasmEngine, size: int) -> None:
+    two = engine.load("two", wat_module("two-results"), limits=Limits(result_size=10))
+    assert two.run(struct.pack("<ii", 10, 3)) == b"a" * 10
+    with pytest.raises(ExecutionError, match=f"result of {size} bytes exceeds the limit of 10"):
+        two.run(struct.pack("<ii", size, 3))
 
 
 def test_neither_result_nor_error_is_an_empty_success(engine: WasmEngine) -> None:
@@ -111,10 +130,11 @@ def test_compiled_modules_are_cached_on_disk(tmp_path: object) -> None:
         assert third.load("echo", wat_module("echo")).run(b"y") == b"hello y"
 
 
-def test_inputs_beyond_the_driver_stage_take_the_stepwise_path(engine: WasmEngine) -> None:
-    from reactr_wasm.wasm.driver import STAGE_CAPACITY
+def test_inputs_and_results_beyond_the_driver_stage_take_the_long_way(engine: WasmEngine) -> None:
+    from reactr_wasm.wasm.driver import INPUT_CAPACITY, OUTPUT_CAPACITY
 
-    echo = engine.load("echo", wat_module("echo"))
-    for size in (STAGE_CAPACITY - 1, STAGE_CAPACITY, STAGE_CAPACITY + 1, 3 * STAGE_CAPACITY):
+    echo = engine.load("echo", wat_module("echo"))  # answers 6 bytes more than it gets
+    sizes = (INPUT_CAPACITY - 1, INPUT_CAPACITY, INPUT_CAPACITY + 1, 3 * INPUT_CAPACITY)
+    for size in (*sizes, OUTPUT_CAPACITY - 7, OUTPUT_CAPACITY - 6, OUTPUT_CAPACITY - 5, 0):
         data = bytes(i % 251 for i in range(size))
         assert echo.run(data) == b"hello " + data

@@ -18,14 +18,14 @@ import wasmtime
 from reactr_wasm import Config, JobCancelled, JobTimeout, Limits, ModuleError, Reactr, ReactrError, WasmEngine
 from reactr_wasm.scheduler.worker import FAST_STREAK, INLINE_BUDGET_SECONDS
 from reactr_wasm.wasm.context import RunControl
-from reactr_wasm.wasm.driver import STAGE_CAPACITY
+from reactr_wasm.wasm.driver import INPUT_CAPACITY
 from reactr_wasm.wasm.runnable import InlineBudgetExceeded, WasmRunnable
 from tests.conftest import wat_module
 from tests.test_reactr_api import CHAIN_WAT
 from tests.test_server_api import Start, make_config
 
 SLOW_ALLOCATE = b"x" * 1000  # slow-steps: allocate spins for inputs of 1000 bytes or more
-SLOW_ALLOCATE_STEPWISE = b"x" * (STAGE_CAPACITY + 1)  # too large for the job driver: three calls
+SLOW_ALLOCATE_STEPWISE = b"x" * (INPUT_CAPACITY + 1)  # too large for the driver's stage: written in place
 SLOW_DEALLOCATE = b"D"  # slow-steps: deallocate spins when the input starts with "D"
 
 

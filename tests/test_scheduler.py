@@ -181,6 +181,24 @@ def test_a_fast_runnable_turning_slow_holds_the_caller_only_for_the_inline_budge
     assert not reactr.do("slow", b"1000").done()  # back on workers until it has shown a longer streak
 
 
+def test_one_slow_inline_run_is_forgiven_two_in_a_row_are_not(reactr: Reactr, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reactr_wasm.scheduler import worker
+
+    monkeypatch.setattr(worker, "INLINE_MAX_SECONDS", 0.001)  # "slow": ~3 ms, well under the inline budget
+    reactr.register("slow", reactr.engine.load("slow", wat_module("slow"), limits=Limits(timeout=10)))
+    for _ in range(FAST_STREAK + 1):
+        reactr.do("slow", b"10").then(timeout=5)
+    assert reactr.worker("slow").runs_inline
+    assert reactr.do("slow", b"5000000").done()  # slow, on the caller's thread
+    assert reactr.worker("slow").runs_inline  # one slow run alone may be a preempted thread
+    assert reactr.do("slow", b"10").done()  # a fast one: the count of slow runs starts again
+    assert reactr.do("slow", b"5000000").done()
+    assert reactr.worker("slow").runs_inline
+    assert reactr.do("slow", b"5000000").done()  # the second slow run in a row
+    assert not reactr.worker("slow").runs_inline
+    assert not reactr.do("slow", b"10").done()  # on workers until it shows a fast streak again
+
+
 def test_runnables_with_side_effects_are_never_restarted(engine: object) -> None:
     from reactr_wasm import WasmEngine
 

@@ -78,9 +78,21 @@ class Job:
         return json.dumps(data, separators=(",", ":")).encode()
 
 
+def status_of(error: BaseException) -> JobStatus:
+    """The status a job ends in with ``error``."""
+    if isinstance(error, JobTimeout):
+        return JobStatus.TIMED_OUT
+    if isinstance(error, JobCancelled):
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED
+
+
 # Results change state for microseconds at a time, under the GIL: one shared
 # lock serialises them without allocating a lock per job.
 _STATE_LOCK = threading.Lock()
+# The control of every RanResult: never read, since cancel() leaves a finished result's control alone.
+_SPENT = RunControl()
+_SUCCEEDED = JobStatus.SUCCEEDED
 
 
 class Result:
@@ -170,13 +182,7 @@ class Result:
         self._finish(JobStatus.SUCCEEDED, value)
 
     def set_error(self, error: BaseException) -> None:
-        if isinstance(error, JobTimeout):
-            status = JobStatus.TIMED_OUT
-        elif isinstance(error, JobCancelled):
-            status = JobStatus.CANCELLED
-        else:
-            status = JobStatus.FAILED
-        self._finish(status, error=error)
+        self._finish(status_of(error), error=error)
 
     # --- consumer side -------------------------------------------------------------
 
@@ -201,6 +207,8 @@ class Result:
 
         Raises TimeoutError when ``timeout`` seconds pass first.
         """
+        if self.status is _SUCCEEDED:  # the common case, without a call
+            return self._value
         if not self.done():
             with _STATE_LOCK:
                 if self._event is None:
@@ -252,18 +260,39 @@ class Result:
     def cancel(self) -> bool:
         """Cancel a queued or running job; a running Wasm guest is interrupted.
 
-        Returns False when the job had already finished.
+        Returns False when the job had already finished (its control is then left alone).
         """
-        self.control.cancelled = True
         with _STATE_LOCK:
             if self.status in FINISHED:
                 return False
             running = self.status is JobStatus.RUNNING
+            self.control.cancelled = True  # under the lock: a queued job starting now sees it
         # A running Wasm guest sees control.cancelled on its next epoch tick and
         # ends as JobCancelled; a queued job is finished here and never starts.
         if not running:
             self._finish(JobStatus.CANCELLED, error=JobCancelled())
         return True
+
+
+class RanResult(Result):
+    """The Result of a job that already ran to its end on the caller's thread (``Worker.run_job_now``).
+
+    Nobody could have waited for, cancelled or discarded it yet, so it is made
+    finished: no lock, no state changes, no RunControl of its own.
+    """
+
+    __slots__ = ()
+
+    def __init__(  # sets every field itself: not Result.__init__, which makes a queued result
+        self, job: Job, status: JobStatus, value: Any, error: BaseException | None, started: float, finished: float
+    ) -> None:
+        self.job, self.status = job, status
+        self.created = self.started = started
+        self.finished = finished
+        self.control = _SPENT
+        self._value, self._error = value, error
+        self._callbacks = self._event = None
+        self._discarded = False
 
 
 _pool: ThreadPoolExecutor | None = None

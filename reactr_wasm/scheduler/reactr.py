@@ -182,7 +182,13 @@ class Reactr:
         """
         if isinstance(job, str):
             job = Job(job, data)
-        worker = self.worker(job.name)
+        try:
+            worker = self._workers[job.name]
+        except KeyError:
+            raise RunnableNotFound(job.name) from None
+        result = worker.run_job_now(job)  # ran to its end here: nothing to queue or cancel
+        if result is not None:
+            return result
         result = Result(job)
         try:
             worker.submit(result)

@@ -2,8 +2,8 @@
 
 Every target runs a job with ``run(job, result)``. A restartable target (a
 Wasm module without side effects) can also run a bare payload with
-``run_payload(payload, control)``, with no Job or Result made: the server's
-``?then=true`` fast path.
+``run_payload(payload, control, result_id)``, with no Job or Result made: the
+server's ``?then=true`` fast path, and in-process jobs run on the caller's thread.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Target(Protocol):
 class PayloadTarget(Target, Protocol):
     """A target that can also run a bare payload, without a Job or Result."""
 
-    def run_payload(self, payload: bytes, control: RunControl) -> Any: ...
+    def run_payload(self, payload: bytes, control: RunControl, result_id: str = "") -> Any: ...
 
 
 class Ctx:
@@ -86,8 +86,8 @@ class WasmTarget:
             return self.runnable.run(data.body, job._id or "", result.control, self.job_runner, data)
         return self.runnable.run(job.payload(), job._id or "", result.control, self.job_runner)
 
-    def run_payload(self, payload: bytes, control: RunControl) -> Any:
-        return self.runnable.run(payload, "", control, self.job_runner)
+    def run_payload(self, payload: bytes, control: RunControl, result_id: str = "") -> Any:
+        return self.runnable.run(payload, result_id, control, self.job_runner)
 
     def on_change(self, event: str) -> None:
         pass

@@ -7,14 +7,14 @@ import os
 import queue
 import threading
 import time
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from reactr_wasm.errors import JobTimeout, QueueFull, ReactrError
 from reactr_wasm.limits import QUEUE_SIZE
 from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
-from reactr_wasm.scheduler.job import JobStatus, Result
+from reactr_wasm.scheduler.job import Job, JobStatus, RanResult, Result, status_of
 from reactr_wasm.scheduler.stats import JobStats
 from reactr_wasm.scheduler.targets import PayloadTarget, Target
 from reactr_wasm.wasm.context import RunControl
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 # under INLINE_MAX_SECONDS runs on the submitting thread (for the server: the
 # event loop) while a pool slot is free.
 #
+# One run over INLINE_MAX_SECONDS alone is more often this thread preempted on a
+# busy machine than the job turning slow (and sending the next FAST_STREAK jobs
+# through worker threads costs far more): an inline runnable leaves the caller's
+# thread after SLOW_RUNS such runs in a row.
+#
 # A Wasm runnable may then turn slow. If it cannot have side effects (see
 # ModuleInfo.restartable), an inline run is stopped after INLINE_BUDGET_SECONDS
 # and the job starts again from scratch on a worker thread; the streak it must
@@ -37,6 +42,9 @@ INLINE_MAX_SECONDS = 0.002
 INLINE_BUDGET_SECONDS = 0.02
 INLINE_BAN_SECONDS = 0.1
 FAST_STREAK = 32
+SLOW_RUNS = 2
+_NO_LIMIT = float("inf")
+_SUCCEEDED = JobStatus.SUCCEEDED
 
 
 class Worker:
@@ -80,12 +88,14 @@ class Worker:
         self._stopping = False
         self._fast_streak = 0
         self._streak_needed = FAST_STREAK
+        self._slow_runs = 0  # runs over INLINE_MAX_SECONDS in a row
         self._inline = False
         # A timeout that cannot stop the run needs a thread to abandon, and a
         # guest with side effects (network, shared cache) could not be restarted
         # elsewhere if it overran: neither runs on the caller's thread.
         self._inline_banned = timeout is not None or (target.interruptible and not target.restartable)
-        self._inline_slots = [None] * pool_size  # at most pool_size inline runs at once
+        # At most pool_size inline runs at once; each slot is the control its runs use (_run_here).
+        self._inline_slots = [RunControl() for _ in range(pool_size)]
         self.submitted = 0  # approximate (unlocked) count, for scaling and metrics
         self.stats = stats if stats is not None else JobStats(name)  # outcomes, runs, durations: for metrics
 
@@ -179,7 +189,7 @@ class Worker:
         self.submitted += 1
         if self._inline and self._queue.empty():
             try:
-                slot = self._inline_slots.pop()  # list ops are atomic: no lock on the hot path
+                slot = self._inline_slots.pop()  # the job runs under its Result's own control
             except IndexError:
                 pass  # every slot is busy on other threads: queue it
             else:
@@ -201,40 +211,77 @@ class Worker:
                 self._start_locked()
             self._queue.put(result)
 
-    def run_now(self, payload: bytes) -> tuple[bool, Any]:
+    def run_now(self, payload: bytes, result_id: str = "") -> tuple[bool, Any]:
         """Run a job here and now if this runnable runs inline and a slot is free.
 
         Returns ``(True, value)``, raises the job's error, or returns ``(False,
         None)`` when the job must go through ``submit`` instead. No Result is
         made: for callers that wait for the value anyway (``then=true``).
+        ``result_id`` names the job in log lines and job events ("": none).
+        """
+        ran = self._run_here(payload, result_id)
+        return (False, None) if ran is None else (True, ran[0])
+
+    def run_job_now(self, job: Job) -> Result | None:
+        """``job``'s finished Result if it could run here and now (see ``run_now``), else None: ``submit`` it.
+
+        Only jobs whose data is bytes take this way. The Result is made finished:
+        nobody else holds it yet, so no state changes or locks are needed.
+        """
+        data = job.data
+        if type(data) is not bytes:
+            return None
+        started = time.time()
+        try:
+            ran = self._run_here(data, job._id or "")
+        except Exception as error:
+            if not isinstance(error, ReactrError):
+                log.exception("runnable '%s' failed on job %s", self.name, job.id)
+            job.data = None
+            self.submitted += 1
+            return RanResult(job, status_of(error), None, error, started, time.time())
+        if ran is None:
+            return None
+        job.data = None  # as after any run: a kept Result must not pin the input
+        self.submitted += 1
+        return RanResult(job, _SUCCEEDED, ran[0], None, started, started + ran[1])
+
+    def _run_here(self, payload: bytes, result_id: str) -> tuple[Any, float] | None:
+        """``(value, seconds)`` of a run on this thread, or None when it cannot run here; raises the job's error.
+
+        Runs when this runnable runs inline, its target can run a bare payload
+        and an inline slot is free. Each slot is a RunControl, reset for each
+        run: nobody can cancel a run with no Result, and the control does not
+        outlive the run.
         """
         target = self._payload_target
         if not (self._inline and target is not None and self._queue.empty() and not self._stopping):
-            return False, None
+            return None
         try:
-            slot = self._inline_slots.pop()
+            control = self._inline_slots.pop()  # list ops are atomic: no lock on the hot path
         except IndexError:
-            return False, None
+            return None
         try:
-            control = RunControl()  # the runnable sets the deadline from its Limits
-            control.budget = time.monotonic() + INLINE_BUDGET_SECONDS
-            started = perf_counter()
+            control.deadline, control.cancelled = _NO_LIMIT, False  # the runnable sets the deadline from its Limits
+            started = monotonic()  # the budget's clock, and the run's (perf_counter is the same clock here)
+            control.budget = started + INLINE_BUDGET_SECONDS
             try:
-                value = target.run_payload(payload, control)
+                value = target.run_payload(payload, control, result_id)
             except InlineBudgetExceeded:
                 self._over_budget()
-                return False, None
-            except ReactrError as error:
-                elapsed = perf_counter() - started
+                return None
+            except Exception as error:  # the job's error (a ReactrError), or a host bug
+                elapsed = monotonic() - started
                 self._learn(elapsed)
-                self.stats.ran_inline(elapsed, error)
+                self.stats.ran_inline(elapsed, error, result_id)
                 raise
-            elapsed = perf_counter() - started
-            self._learn(elapsed)
-            self.stats.ran_inline(elapsed)
-            return True, value
+            elapsed = monotonic() - started
+            if elapsed > INLINE_MAX_SECONDS or self._slow_runs:  # else _learn has nothing to change: no call
+                self._learn(elapsed)
+            self.stats.ran_inline(elapsed, None, result_id)
+            return value, elapsed
         finally:
-            self._inline_slots.append(slot)
+            self._inline_slots.append(control)
 
     def _over_budget(self) -> None:
         self._inline = False
@@ -301,8 +348,12 @@ class Worker:
         """Learn whether this runnable is fast enough to run inline (see INLINE_MAX_SECONDS)."""
         if elapsed > INLINE_MAX_SECONDS:
             self._fast_streak = 0
-            self._inline = False
-        elif not self._inline_banned and not self._inline:
+            self._slow_runs += 1
+            if self._slow_runs >= SLOW_RUNS:
+                self._inline = False
+            return
+        self._slow_runs = 0
+        if not self._inline_banned and not self._inline:
             self._fast_streak += 1
             self._inline = self._fast_streak >= self._streak_needed
 

@@ -279,6 +279,12 @@ class RawMemory:
             self._grown_to_fit(ptr, length & I32_MASK)
         return self._view[ptr:end].tobytes()
 
+    def window(self, start: int, end: int) -> memoryview:
+        """A view of bytes ``[start, end)``, within the current size, good while the store lives."""
+        if not 0 <= start <= end <= self.size:
+            raise ValueError(f"window [{start}, {end}) is outside the memory ({self.size} bytes)")
+        return self._view[start:end]
+
     def write(self, ptr: int, data: bytes) -> None:
         """Copy ``data`` to ``ptr``; raises GuestFault when out of bounds."""
         ptr &= I32_MASK

@@ -20,7 +20,7 @@ import ctypes
 from ctypes import c_bool, c_char_p, c_int64, c_size_t, c_void_p
 from typing import Any
 
-from wasmtime import Config, Engine, InstancePre, Module
+from wasmtime import Config, Engine, InstancePre, Linker, Module
 from wasmtime import _ffi as ffi
 
 from reactr_wasm.wasm import _raw
@@ -44,6 +44,10 @@ _set_wasi = _handle("wasmtime_context_set_wasi", c_void_p, c_void_p, c_void_p)
 _instantiate_pre = _handle("wasmtime_instance_pre_instantiate", c_void_p, c_void_p, c_void_p, c_void_p, c_void_p)
 _instance_new = _handle("wasmtime_instance_new", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p)
 _export_get = _handle("wasmtime_instance_export_get", c_bool, c_void_p, c_void_p, c_char_p, c_size_t, c_void_p)
+_linker_get = _handle(
+    "wasmtime_linker_get", c_bool, c_void_p, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_void_p
+)
+_table_set = _handle("wasmtime_table_set", c_void_p, c_void_p, c_void_p, ctypes.c_uint64, c_void_p)
 
 _EXTERN = ffi.wasmtime_extern_t
 _EXTERN_SIZE = ctypes.sizeof(_EXTERN)
@@ -51,7 +55,7 @@ _OF: int = _EXTERN.of.offset  # where the func/memory handle sits inside one ext
 _NO_LIMIT = -1
 
 
-def address(owner: Engine | InstancePre | Module) -> int:
+def address(owner: Engine | InstancePre | Module | Linker) -> int:
     """The C address of a wasmtime-py object, to pass to the calls here (it must outlive them)."""
     return _address(owner.ptr())
 
@@ -89,13 +93,21 @@ class RawStore:
         self._check(error)
         return instance
 
-    def instantiate_with(self, module: Module, imports: Exports, count: int) -> ffi.wasmtime_instance_t:
-        """Instantiate ``module`` with the first ``count`` of ``imports`` as its imports, in order."""
+    def instantiate_with(self, module: Module, imports: Imports) -> ffi.wasmtime_instance_t:
+        """Instantiate ``module`` with ``imports``, in its import order; raises GuestTrap like ``instantiate``."""
         instance = ffi.wasmtime_instance_t()
         at = ctypes.addressof(instance)
-        error = _instance_new(self.context, _address(module.ptr()), imports.base, count, at, self._trap_at)
+        error = _instance_new(self.context, _address(module.ptr()), imports.base, imports.count, at, self._trap_at)
         self._check(error)
         return instance
+
+    def point_table(self, table: Exports, name: bytes, func: Exports, func_name: bytes) -> None:
+        """Set slot 0 of the table export ``name`` to the function export ``func_name`` (of this store)."""
+        value = ffi.wasmtime_val_t()
+        value.kind = ffi.WASMTIME_FUNCREF.value  # type: ignore[assignment]  # ctypes takes the int
+        ctypes.memmove(ctypes.addressof(value.of), func.handle(func_name), ctypes.sizeof(ffi.wasmtime_func_t))
+        error = _table_set(self.context, table.handle(name), 0, ctypes.addressof(value))
+        self._check(error)
 
     def _check(self, error: int | None) -> None:
         if error or self._trap.value:
@@ -131,6 +143,14 @@ class Exports:
     def _at(self, name: bytes) -> int:
         return self.base + self._names.index(name) * _EXTERN_SIZE + _OF
 
+    def extern(self, name: bytes) -> int:
+        """The address of the whole ``wasmtime_extern_t`` of ``name`` (to copy into ``Imports``)."""
+        return self.base + self._names.index(name) * _EXTERN_SIZE
+
+    def handle(self, name: bytes) -> int:
+        """The address of the func/memory/table handle of ``name``, inside its extern."""
+        return self._at(name)
+
     def func(self, name: bytes) -> _raw.RawFunc:
         func = _raw.RawFunc.at(self.context, self._at(name), self, self._first)
         if self._first is None:
@@ -139,6 +159,27 @@ class Exports:
 
     def memory(self, name: bytes) -> _raw.RawMemory:
         return _raw.RawMemory.at(self.context, self._at(name), self)
+
+
+class Imports:
+    """The imports of one instantiation, in the module's import order: exports of other
+    instances of the store, or what a linker defines."""
+
+    __slots__ = ("_items", "base", "count")
+
+    def __init__(self, count: int) -> None:
+        self._items = (_EXTERN * count)()
+        self.base: int = ctypes.addressof(self._items)
+        self.count = count
+
+    def set_export(self, index: int, exports: Exports, name: bytes) -> None:
+        ctypes.memmove(self.base + index * _EXTERN_SIZE, exports.extern(name), _EXTERN_SIZE)
+
+    def set_linked(self, index: int, store: RawStore, linker: int, module: bytes, name: bytes) -> None:
+        """What the linker at address ``linker`` defines as ``module.name``; KeyError when nothing."""
+        at = self.base + index * _EXTERN_SIZE
+        if not _linker_get(linker, store.context, module, len(module), name, len(name), at):
+            raise KeyError(f"the linker defines no {module.decode()}.{name.decode()}")
 
 
 def use_pooling(config: Config, instances: int, memory_bytes: int) -> None:

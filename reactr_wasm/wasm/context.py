@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from reactr_wasm.capabilities.grants import NONE, Capabilities
 from reactr_wasm.errors import RunErr
+from reactr_wasm.wasm._raw import RawMemory
 from reactr_wasm.wasm.request import CoordinatedRequest
 
 # Runs a job by name for a guest's ``run_job`` and returns its output; raises ReactrError.
@@ -16,23 +17,21 @@ JobRunner = Callable[[str, bytes, "RunControl"], bytes]
 
 
 class JobContext:
-    """What host functions may see and change while one job runs."""
+    """What host functions may see and change while one job runs.
 
-    __slots__ = (
-        "bad_idents",
-        "capabilities",
-        "control",
-        "error",
-        "ffi_vars",
-        "ident",
-        "job_runner",
-        "max_output",
-        "output",
-        "pending",
-        "request",
-        "result_id",
-        "runnable",
-    )
+    What every job starts with is a class attribute, replaced per job only
+    when a host function changes it: making a context is on every job's path.
+    """
+
+    output: bytes | None = None
+    error: RunErr | None = None
+    pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
+    ffi_vars: list[str] | None = None  # add_ffi_var's values, consumed by db_exec
+    bad_idents = 0  # host calls made with another job's ident, refused
+    # Set by the instance that runs the job: the guest's memory, and the header words of
+    # its driver's stage (driver.py; None without a driver), where results are recorded.
+    memory: RawMemory | None = None
+    staged: memoryview | None = None
 
     def __init__(
         self,
@@ -48,11 +47,6 @@ class JobContext:
         self.ident, self.runnable, self.result_id = ident, runnable, result_id
         self.request, self.control, self.max_output = request, control, max_output
         self.capabilities, self.job_runner = capabilities, job_runner  # job_runner None: run_job refused
-        self.output: bytes | None = None
-        self.error: RunErr | None = None
-        self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
-        self.ffi_vars: list[str] = []
-        self.bad_idents = 0  # host calls made with another job's ident, refused
 
 
 class Stop(enum.Enum):

@@ -143,7 +143,7 @@ class WasmEngine:
         # A fresh instance runs one job: instantiating the job driver next to it measured
         # ~20 µs slower per job than the two guest calls it saves.
         drivers = self._drivers if isolation == "reuse" else None
-        plan = Blueprint.of(runtime.engine, pre, info, self.host, limits, label, drivers)
+        plan = Blueprint.of(runtime.engine, pre, info, self.host, limits, label, drivers, module, runtime.linker)
         own = capabilities if capabilities is not None else self._capabilities
         runnable = WasmRunnable(name, plan, info, isolation, slots, own)
         runnable.pool.release(runnable.pool.acquire())

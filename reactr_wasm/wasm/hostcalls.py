@@ -31,6 +31,7 @@ from reactr_wasm.capabilities.registry import GUARDS
 from reactr_wasm.errors import HostCallError, ReactrError, RunErr
 from reactr_wasm.wasm import _raw
 from reactr_wasm.wasm.context import JobContext
+from reactr_wasm.wasm.driver import HOST_RECORDED, NO_RESULT, RESULT_STATE
 from reactr_wasm.wasm.module import HOST_FUNCTIONS
 from reactr_wasm.wasm.request import FieldError
 
@@ -44,7 +45,6 @@ LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.
 
 class _Current(threading.local):
     job: JobContext | None = None
-    memory: _raw.RawMemory | None = None
 
 
 class HostCalls:
@@ -78,7 +78,8 @@ class HostCalls:
         return None
 
     def _read(self, ptr: int, length: int) -> bytes:
-        memory = self.current.memory
+        job = self.current.job
+        memory = job.memory if job is not None else None
         assert memory is not None
         return memory.read(ptr, length)
 
@@ -127,17 +128,21 @@ class HostCalls:
     # --- results -------------------------------------------------------------
 
     def return_result(self, ptr: int, length: int, ident: int) -> None:
-        # Every job calls this: the ident check and the read are written out here.
-        current = self.current
-        job = current.job
+        # A job driver's recorder takes the common case without calling here (driver.py).
+        job = self.current.job
         if job is None or job.ident != ident:
             self._job(ident, "return_result")  # logs the refusal
             return
         if length & _raw.I32_MASK > job.max_output:
             raise _raw.GuestFault(f"result of {length & _raw.I32_MASK} bytes exceeds the limit of {job.max_output}")
-        data = current.memory.read(ptr, length)  # type: ignore[union-attr]
+        data = job.memory.read(ptr, length)  # type: ignore[union-attr]
         if job.output is None and job.error is None:  # first record wins; later ones are ignored
-            job.output = data
+            staged = job.staged
+            if staged is None:
+                job.output = data
+            elif staged[RESULT_STATE] == NO_RESULT:  # the driver recorded none: mark this one there
+                staged[RESULT_STATE] = HOST_RECORDED
+                job.output = data
 
     def return_error(self, code: int, ptr: int, length: int, ident: int) -> None:
         job = self._job(ident, "return_error")
@@ -166,7 +171,7 @@ class HostCalls:
         if job is None or job.pending is None:
             return -1
         data, _ = job.pending
-        memory = self.current.memory
+        memory = job.memory
         assert memory is not None
         memory.write(ptr, data)
         job.pending = None
@@ -177,6 +182,8 @@ class HostCalls:
         if job is None:
             return -1
         self._read(name_ptr, name_len)  # names are checked but unused (positional)
+        if job.ffi_vars is None:
+            job.ffi_vars = []
         job.ffi_vars.append(self._text(val_ptr, val_len))
         return 0
 
@@ -351,7 +358,7 @@ class HostCalls:
         # Reactr's host crashed here when a result was pending; refusing is the safe reading.
         if job.pending is not None:
             return -1
-        variables, job.ffi_vars = job.ffi_vars, []  # the list is consumed by this call
+        variables, job.ffi_vars = job.ffi_vars or [], None  # consumed by this call
         database = job.capabilities.db
         try:  # db_exec answers Reactr's own refusal text, in its order of checks (the query type first)
             return self._pend(job, db_exec(database, query_type, name, variables))

@@ -6,19 +6,33 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from wasmtime import Engine, InstancePre
+from wasmtime import Engine, InstancePre, Linker, Module
 
 from reactr_wasm.errors import ModuleError
 from reactr_wasm.limits import Limits
 from reactr_wasm.wasm import _raw, _store
 from reactr_wasm.wasm.context import JobContext, RunControl, Stop
-from reactr_wasm.wasm.driver import ALLOCATING, DEALLOCATING, INPUT_OFFSET, STAGE_CAPACITY, Drivers
+from reactr_wasm.wasm.driver import (
+    ALLOCATING,
+    DEALLOCATING,
+    INPUT_CAPACITY,
+    INPUT_OFFSET,
+    OUTPUT_CAPACITY,
+    OUTPUT_OFFSET,
+    RESULT_LENGTH,
+    RESULT_LIMIT,
+    RESULT_STATE,
+    STAGED,
+    STEP,
+    Drivers,
+)
 from reactr_wasm.wasm.hostcalls import HostCalls
 from reactr_wasm.wasm.module import WASI_MODULES, ModuleInfo
 
 _keys = itertools.count(1)
 _EXIT_OK = "exit status 0"  # WASI proc_exit(0) during _start is a normal end
 _ALLOCATE_FAILED = "failed to instance.writeMemory: failed to Call allocate: "  # Reactr's text
+_RETURN_RESULT = (b"env", b"return_result")  # the import the result recorder supplies
 # The ABI exports an instance looks up, in this order: the job driver imports
 # memory, allocate, run_e (and deallocate) straight from the front of the lookup.
 ABI_EXPORTS = ("memory", "allocate", "run_e", "deallocate", "_start", "init")
@@ -50,6 +64,9 @@ class Blueprint:
     drivers: Drivers | None  # run jobs through the job driver; None: three calls per job
     engine_at: int  # the C addresses of engine and pre, worked out once (~1 µs each)
     pre_at: int
+    module: Module  # with the linker: for instantiating next to the result recorder
+    linker_at: int
+    imports: tuple[tuple[bytes, bytes], ...]  # (module, name) of each import, in order
 
     @classmethod
     def of(
@@ -61,12 +78,20 @@ class Blueprint:
         limits: Limits,
         source: str,
         drivers: Drivers | None,
+        module: Module,
+        linker: Linker,
     ) -> Blueprint:
         exports = tuple(name.encode() for name in ABI_EXPORTS if name in info.exports)
         wasi = any(label.split(".", 1)[0] in WASI_MODULES for label in info.imports)
-        return cls(
-            engine, pre, host, limits, source, exports, wasi, drivers, _store.address(engine), _store.address(pre)
-        )
+        imports = tuple(_split(label) for label in info.imports)
+        addresses = _store.address(engine), _store.address(pre)
+        linker_at = _store.address(linker)
+        return cls(engine, pre, host, limits, source, exports, wasi, drivers, *addresses, module, linker_at, imports)
+
+
+def _split(label: str) -> tuple[bytes, bytes]:
+    module, _, name = label.partition(".")
+    return module.encode(), name.encode()
 
 
 class WasmInstance:
@@ -81,7 +106,7 @@ class WasmInstance:
     """
 
     def __init__(self, plan: Blueprint, control: RunControl | None = None) -> None:
-        self._host = plan.host
+        self._current = plan.host.current  # the calling thread's running job, for host functions
         self.broken = False  # set when a job trapped or was stopped: the pool must close it
         self.stopped: Stop | None = None
         self._key = next(_keys)
@@ -98,9 +123,14 @@ class WasmInstance:
             self._control = None
 
     def _start(self, plan: Blueprint) -> None:
-        store, names = self._store, plan.exports
+        store, names, drivers = self._store, plan.exports, plan.drivers
+        recorder: _store.Exports | None = None
         try:
-            instance = store.instantiate(plan.pre_at)
+            if drivers is not None and _RETURN_RESULT in plan.imports:
+                recorder = self._recorder(plan, drivers)
+                instance = store.instantiate_with(plan.module, self._guest_imports(plan, recorder))
+            else:
+                instance = store.instantiate(plan.pre_at)
         except _raw.GuestTrap as trap:
             raise self._start_failed(plan, f"cannot instantiate: {trap.message}") from None
         exports = _store.Exports(store, instance, names)
@@ -116,16 +146,44 @@ class WasmInstance:
                 except _raw.GuestTrap as trap:
                     if self.stopped is not None or _EXIT_OK not in trap.message:
                         raise self._start_failed(plan, f"trap in {entry.decode()}: {trap.message}") from None
-        if plan.drivers is None:
-            self._stage_capacity = -1  # every job takes the three calls
+        if drivers is None:
+            self._input_capacity = -1  # every job takes the three calls
+            self._header = None
+            self._run_staged = None
             return
-        self._stage_capacity = STAGE_CAPACITY
-        if self._deallocate is not None:
-            driver = store.instantiate_with(plan.drivers.with_deallocate, exports, 4)
-        else:
-            driver = store.instantiate_with(plan.drivers.without_deallocate, exports, 3)
-        staging = _store.Exports(store, driver, (b"stage", b"job"))
-        self._stage, self._drive = staging.memory(b"stage"), staging.func(b"job")
+        self._input_capacity = INPUT_CAPACITY
+        guest = (b"memory", b"allocate", b"run_e", b"deallocate")[: 3 if self._deallocate is None else 4]
+        imports = _store.Imports(len(guest) + 1)
+        for index, name in enumerate(guest):
+            imports.set_export(index, exports, name)
+        imports.set_linked(len(guest), store, plan.linker_at, *_RETURN_RESULT)  # record's fallback
+        module = drivers.with_deallocate if self._deallocate is not None else drivers.without_deallocate
+        driver = _store.Exports(store, store.instantiate_with(module, imports), (b"stage", b"job", b"run", b"record"))
+        stage = driver.memory(b"stage")  # its windows stay valid while the store lives
+        self._header = stage.window(0, INPUT_OFFSET).cast("i")
+        self._header[RESULT_LIMIT] = min(plan.limits.result_size, OUTPUT_CAPACITY)
+        self._input = stage.window(INPUT_OFFSET, INPUT_OFFSET + INPUT_CAPACITY)
+        self._output = stage.window(OUTPUT_OFFSET, OUTPUT_OFFSET + OUTPUT_CAPACITY)
+        self._drive, self._run_staged = driver.func(b"job"), driver.func(b"run")
+        if recorder is not None:
+            store.point_table(recorder, b"target", driver, b"record")  # results now go to the stage
+
+    def _recorder(self, plan: Blueprint, drivers: Drivers) -> _store.Exports:
+        """The result recorder of this store; its ``return_result`` calls the host's until the driver exists."""
+        imports = _store.Imports(1)
+        imports.set_linked(0, self._store, plan.linker_at, *_RETURN_RESULT)
+        instance = self._store.instantiate_with(drivers.recorder, imports)
+        return _store.Exports(self._store, instance, (b"target", b"return_result"))
+
+    def _guest_imports(self, plan: Blueprint, recorder: _store.Exports) -> _store.Imports:
+        """The guest's imports: the recorder's ``return_result``, everything else from the linker."""
+        imports = _store.Imports(len(plan.imports))
+        for index, (module, name) in enumerate(plan.imports):
+            if (module, name) == _RETURN_RESULT:
+                imports.set_export(index, recorder, b"return_result")
+            else:
+                imports.set_linked(index, self._store, plan.linker_at, module, name)
+        return imports
 
     def _start_failed(self, plan: Blueprint, reason: str) -> Exception:
         """Why starting failed: the job's stop (Interrupted), too slow a start, or the module."""
@@ -155,46 +213,58 @@ class WasmInstance:
             raise Interrupted(self.stopped) from None
 
     def run(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
-        """Run one job through allocate → write → run_e → deallocate.
+        """Run one job through allocate → write → run_e → deallocate; its result ends in ``job``.
 
         Returns the trap of a guest fault, if any. Raises Interrupted when the
         host stopped the guest (at any step), SetupError when the input could
         not be handed over. After any of these ``broken`` is set.
         """
-        current = self._host.current
+        current = self._current
         # Saved and restored, not cleared: a run_job host call runs a nested
         # job on this same thread while the caller's guest is suspended.
-        outer_job, outer_memory = current.job, current.memory
-        current.job, current.memory = job, self.memory
+        outer = current.job
+        current.job = job
+        job.memory, job.staged = self.memory, self._header
         self._control = job.control
         try:
-            if len(data) > self._stage_capacity:
-                return self._run_stepwise(job, data)
+            length = len(data)
+            if length > self._input_capacity:
+                return self._run_in_place(job, data)
             # The common case, written out here rather than in a method of its own:
             # the whole sequence in one call through the driver (see driver.py).
-            self._stage.write(INPUT_OFFSET, data)
+            self._input[:length] = data
             try:
-                self._drive(len(data), job.ident)
-                return None
+                self._drive(length, job.ident)
             except _raw.GuestTrap as trap:
-                return self._staged_trap(trap)
+                return self._staged_trap(trap, job)
+            if self._header[RESULT_STATE] == STAGED:  # type: ignore[index]
+                job.output = self._output[: self._header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
+            return None
         finally:
-            current.job, current.memory = outer_job, outer_memory
+            current.job = outer
             self._control = None
 
-    def _staged_trap(self, trap: _raw.GuestTrap) -> _raw.GuestTrap | None:
-        """What a trap during the driver's call means, by the step it reached."""
+    def _collect(self, job: JobContext) -> None:
+        """Take a result the driver recorded in the stage."""
+        header = self._header
+        if header is not None and header[RESULT_STATE] == STAGED:
+            job.output = self._output[: header[RESULT_LENGTH]].tobytes()
+
+    def _staged_trap(self, trap: _raw.GuestTrap, job: JobContext) -> _raw.GuestTrap | None:
+        """What a trap during a driver call means, by the step it reached."""
         self.broken = True
         self._raise_if_stopped()
-        step = int.from_bytes(self._stage.read(0, 4), "little")
+        step = self._header[STEP]  # type: ignore[index]
         if step == ALLOCATING:
             raise SetupError(_ALLOCATE_FAILED + str(trap)) from None
         if step == DEALLOCATING:
+            self._collect(job)
             return None  # like Reactr, a failing deallocate does not fail the job
         return trap
 
-    def _run_stepwise(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
-        """The sequence as separate calls: fresh instances, and inputs larger than the driver's stage."""
+    def _run_in_place(self, job: JobContext, data: bytes) -> _raw.GuestTrap | None:
+        """The input written straight into guest memory: large inputs, and instances without a driver
+        (fresh ones), which also make the rest of the sequence separate calls."""
         length = len(data)
         try:
             ptr = self._allocate(length)
@@ -203,6 +273,13 @@ class WasmInstance:
             self.broken = True
             self._raise_if_stopped()
             raise SetupError(_ALLOCATE_FAILED + str(error)) from None
+        if self._run_staged is not None:
+            try:
+                self._run_staged(ptr, length, job.ident)
+            except _raw.GuestTrap as trap:
+                return self._staged_trap(trap, job)
+            self._collect(job)
+            return None
         try:
             self._run_e(ptr, length, job.ident)
         except _raw.GuestTrap as trap:

@@ -75,7 +75,7 @@ class WasmRunnable:
         own_deadline = control.deadline == _NO_DEADLINE  # else the caller's (a run_job chain's): its limit
         if own_deadline:
             control.deadline = time.monotonic() + self.limits.timeout
-        if request is None:
+        if request is None and payload[:1] == b"{":  # only a JSON object can be a request job
             request = CoordinatedRequest.from_payload(payload)
         job = JobContext(
             next(_idents) & _IDENT_MASK,
