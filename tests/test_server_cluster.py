@@ -79,7 +79,7 @@ class Cluster:
             cluster=ClusterConfig(redis=self.url, namespace=self.namespace, heartbeat=0.2),
         )
 
-    async def node(self, *runnables: str, **server: Any) -> Node:
+    async def node(self, *runnables: str, announce: bool = True, **server: Any) -> Node:
         reactr = Reactr()
         for name in runnables:
             wasm(reactr, name, timeout=30.0)
@@ -88,7 +88,7 @@ class Cluster:
         await client.start_server()
         node = Node(reactr, client)
         self.nodes.append(node)
-        for each in self.nodes:  # every node sees every other at once
+        for each in self.nodes if announce else ():  # every node sees every other at once
             await each.beat()
         return node
 
@@ -269,6 +269,31 @@ async def test_without_redis_submits_answer_503_and_the_node_recovers_by_itself(
             await asyncio.sleep(0.1)
         status, body, _ = await a.request("POST", "/do/echo?then=true", headers={"Idempotency-Key": "k"}, data=b"q")
         assert (status, body) == (200, b"hello q")  # through the queue: the worker took jobs again
+    finally:
+        await cluster.close()
+        process.close()
+
+
+async def test_a_node_started_before_its_redis_answers_503_then_serves() -> None:
+    process = RedisProcess()  # its port is chosen; the server is not started yet
+    cluster = Cluster(process.service.url)
+    try:
+        a = await cluster.node("echo", announce=False)  # starts: heartbeat and worker retry in the background
+        health = (await a.request("GET", "/health"))[:2]
+        assert health == (200, {"status": "degraded", "node": a.server.node_id, "runnables": ["echo"],
+                                "redis": "unreachable"})  # fmt: skip
+        status, body, headers = await a.request("POST", "/do/echo", data=b"x")
+        assert (status, headers["Retry-After"]) == (503, "1")
+        assert body["message"] == "the job store is unavailable; retry later"
+        process.start()
+        deadline = time.monotonic() + 20
+        while (answered := await a.request("POST", "/do/echo", data=b"late"))[0] != 200:
+            assert answered[0] == 503 and time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert (await a.request("GET", f"/then/{answered[1]['resultId']}?wait=10"))[:2] == (200, b"hello late")
+        await a.beat()
+        assert (await a.request("GET", "/health"))[1] | {"node": "-"} == {
+            "status": "ok", "node": "-", "runnables": ["echo"], "redis": "ok"}  # fmt: skip
     finally:
         await cluster.close()
         process.close()

@@ -87,6 +87,7 @@ class Nodes:
         self._live: dict[str, NodeInfo] = {}
         self._served: frozenset[str] = frozenset()
         self._task: asyncio.Task[None] | None = None
+        self.reachable = False  # whether the last beat reached Redis (``/health`` shows it)
 
     @property
     def live(self) -> dict[str, NodeInfo]:
@@ -101,7 +102,11 @@ class Nodes:
         """Announce this node and refresh the view. Raises BackendUnavailable."""
         info = NodeInfo(self.id, self.address, tuple(sorted(self._runnables())), os.getpid(), self._started)
         lapse = int(self.interval * LAPSE_BEATS * 1000)
-        announcements = await self.link.run("beat", self.namespace, self.id, info.to_bytes(), lapse)
+        try:
+            announcements = await self.link.run("beat", self.namespace, self.id, info.to_bytes(), lapse)
+        except BaseException:
+            self.reachable = False
+            raise
         live: dict[str, NodeInfo] = {}
         for data in announcements:
             try:
@@ -112,6 +117,7 @@ class Nodes:
             live[node.id] = node
         self._live = live
         self._served = frozenset(name for node in live.values() for name in node.runnables)
+        self.reachable = True
 
     def start(self) -> None:
         """Beat every ``interval`` seconds from now on (a task on the running loop)."""

@@ -323,7 +323,11 @@ class Server:
             draining = {"code": 503, "message": "draining", "status": "draining", "node": self.node_id,
                         "runnables": runnables}  # fmt: skip
             return json_response(draining, 503)
-        return json_response({"status": "ok", "node": self.node_id, "runnables": runnables})
+        health = {"status": "ok", "node": self.node_id, "runnables": runnables}
+        if self.cluster is not None:  # still 200 without Redis: then=true for a runnable served here runs
+            reachable = self.cluster.nodes.reachable
+            health |= {"status": "ok" if reachable else "degraded", "redis": "ok" if reachable else "unreachable"}
+        return json_response(health)
 
     # --- helpers --------------------------------------------------------------------------
 

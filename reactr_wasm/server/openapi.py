@@ -104,7 +104,10 @@ _SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["status", "node", "runnables"],
         "properties": {
-            "status": {"type": "string", "enum": ["ok", "draining"]},
+            "status": {"type": "string", "enum": ["ok", "degraded", "draining"],
+                       "description": "degraded: Redis mode, and the node's last heartbeat did not reach Redis"},
+            "redis": {"type": "string", "enum": ["ok", "unreachable"],
+                      "description": "Redis mode only: whether the node's last heartbeat reached Redis"},
             "node": {"type": "string", "description": "This node's id, host-pid-random (Redis mode: its consumer)"},
             "runnables": {"type": "array", "items": {"type": "string"}},
             "code": {"type": "integer", "description": "503 while draining"},
