@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import wasmtime
 
 from reactr_wasm import Reactr, WasmEngine
 from reactr_wasm.capabilities.cache import MemoryCache
+
+if TYPE_CHECKING:
+    from tests.services import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "tests" / "modules"
@@ -20,6 +23,15 @@ RUNNABLES = ROOT / "runnables"
 def wat_module(name: str) -> bytes:
     """The binary of ``tests/modules/NAME.wat``, compiled from its source."""
     return bytes(wasmtime.wat2wasm((MODULES / f"{name}.wat").read_text()))
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[Service]:
+    """A redis-server of this test module's own (no password, no persistence), stopped after it."""
+    from tests.services import redis_server  # services.py imports this module
+
+    with redis_server() as running:
+        yield running
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -20,19 +20,13 @@ from reactr_wasm.backends.records import JobStatus
 from reactr_wasm.cluster.worker import ClusterWorker
 from reactr_wasm.server.app import create_app
 from reactr_wasm.server.metrics import METRICS
-from tests.services import RedisProcess, Service, redis_server
+from tests.services import RedisProcess, Service
 from tests.test_cluster_worker import Attempts, Cluster, outcome, submit
 from tests.test_metrics import documented_metrics, scrape, value
 
 pytestmark = pytest.mark.timeout(60)
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Service]:
-    with redis_server() as running:
-        yield running
 
 
 @pytest.fixture

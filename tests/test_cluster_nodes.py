@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -13,15 +13,9 @@ import redis
 from reactr_wasm.backends.redis_link import RedisLink
 from reactr_wasm.cluster.nodes import NodeInfo, Nodes, new_node_id
 from reactr_wasm.scheduler.job import new_result_id
-from tests.services import Service, redis_server
+from tests.services import Service
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Service]:
-    with redis_server() as running:
-        yield running
 
 
 @pytest.fixture

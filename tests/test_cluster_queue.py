@@ -21,17 +21,11 @@ from reactr_wasm.cluster.messages import Delivery, QueuedJob, State
 from reactr_wasm.cluster.queue import GROUP, JobQueue, Outcome
 from reactr_wasm.errors import QueueFull
 from reactr_wasm.scheduler.job import new_result_id
-from tests.services import Service, redis_server
+from tests.services import Service
 
 pytestmark = pytest.mark.timeout(30)
 
 Node = Callable[..., Awaitable[JobQueue]]
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Service]:
-    with redis_server() as running:
-        yield running
 
 
 @pytest.fixture

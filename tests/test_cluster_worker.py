@@ -11,7 +11,7 @@ import asyncio
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,9 @@ from reactr_wasm.cluster.queue import GROUP, JobQueue
 from reactr_wasm.cluster.worker import ClusterJob, ClusterWorker
 from reactr_wasm.scheduler.job import Job, new_result_id
 from tests.conftest import RUNNABLES, wat_module
-from tests.services import RedisProcess, Service, redis_server
+from tests.services import RedisProcess, Service
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Service]:
-    with redis_server() as running:
-        yield running
 
 
 class Cluster:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis
@@ -14,16 +14,10 @@ from reactr_wasm.backends.records import JobRecord, JobStatus
 from reactr_wasm.backends.redis_link import BackendUnavailable, RedisLink
 from reactr_wasm.backends.redis_results import RedisResultStore
 from reactr_wasm.scheduler.job import new_result_id
-from tests.services import RedisProcess, Service, redis_server
+from tests.services import RedisProcess, Service
 
 pytestmark = pytest.mark.timeout(30)
 MakeStore = Callable[[], RedisResultStore]
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Service]:
-    with redis_server() as running:
-        yield running
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,17 +32,11 @@ from reactr_wasm.errors import ConfigError
 from reactr_wasm.scheduler.job import new_result_id
 from reactr_wasm.server.app import SERVER, Server, create_app
 from tests.conftest import ROOT, wat_module
-from tests.services import RedisProcess, Service, free_port, redis_server
+from tests.services import RedisProcess, Service, free_port
 from tests.test_registry import _modules_after
 from tests.test_server_api import answer, wasm
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Service]:
-    with redis_server() as running:
-        yield running
 
 
 class Node:
