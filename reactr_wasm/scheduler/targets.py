@@ -36,7 +36,12 @@ class Target(Protocol):
 
 @runtime_checkable
 class PayloadTarget(Target, Protocol):
-    """A target that can also run a bare payload, without a Job or Result."""
+    """A target that can also run a bare payload, without a Job or Result.
+
+    ``control`` (with no parent) may come with its deadline already set to
+    ``timeout`` from the caller's own clock read; that is still the target's
+    own limit.
+    """
 
     def run_payload(self, payload: bytes, control: RunControl, result_id: str = "") -> Any: ...
 

@@ -76,8 +76,10 @@ class Worker:
         # run that cannot be stopped (Python) is timed here, its result failed by the watcher.
         timeout = self._timeout = None if target.interruptible else target.timeout
         self.pool_size, self.queue_size = pool_size, queue_size
-        # Jobs without a Job or Result (run_now): only a target that can restart a stopped run
+        # Jobs without a Job or Result (run_now): only a target that can restart a stopped run.
+        # _run_here sets such a run's deadline (the target's own limit) from its own clock read.
         self._payload_target = target if target.restartable and isinstance(target, PayloadTarget) else None
+        self._payload_timeout = target.timeout if target.timeout is not None else _NO_LIMIT
         self.max_threads = max(pool_size, (autoscale or os.cpu_count() or 1) if autoscale is not None else 0)
         self.retry_seconds, self.max_retries = retry_seconds, max_retries
         self._deadlines = deadlines if timeout is not None else None
@@ -262,8 +264,10 @@ class Worker:
         except IndexError:
             return None
         try:
-            control.deadline, control.cancelled = _NO_LIMIT, False  # the runnable sets the deadline from its Limits
-            started = monotonic()  # the budget's clock, and the run's (perf_counter is the same clock here)
+            # One clock read gives the deadline, the budget and the run's start (perf_counter is the
+            # same clock here). A slot is never cancelled: nobody outside this call can reach it.
+            started = monotonic()
+            control.deadline = started + self._payload_timeout
             control.budget = started + INLINE_BUDGET_SECONDS
             try:
                 value = target.run_payload(payload, control, result_id)

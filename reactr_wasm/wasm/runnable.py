@@ -72,8 +72,10 @@ class WasmRunnable:
         """
         if control is None:
             control = RunControl()
-        own_deadline = control.deadline == _NO_DEADLINE  # else the caller's (a run_job chain's): its limit
-        if own_deadline:
+        # Its own limit, unless a run_job chain's caller passed its deadline down (a control with a
+        # parent); a caller may have set it already from its own clock (the scheduler's inline runs).
+        own_deadline = control.parent is None or control.deadline == _NO_DEADLINE
+        if control.deadline == _NO_DEADLINE:
             control.deadline = time.monotonic() + self.limits.timeout
         if request is None and payload[:1] == b"{":  # only a JSON object can be a request job
             request = CoordinatedRequest.from_payload(payload)
@@ -88,14 +90,7 @@ class WasmRunnable:
             job_runner,
         )
         try:
-            instance = self.pool.acquire(control)  # a fresh instance starts under the job's control
-            try:
-                trap = instance.run(job, request.body if request else payload)
-            except BaseException:
-                instance.broken = True  # whatever happened, its state is unknown
-                raise
-            finally:
-                self.pool.release(instance)
+            trap = self.pool.run(job, request.body if request else payload)
         except Interrupted as stop:
             raise self._stopped(stop.reason, own_deadline) from None
         except SetupError as error:
