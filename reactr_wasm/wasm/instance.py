@@ -15,7 +15,9 @@ from reactr_wasm.wasm.context import JobContext, RunControl, Stop
 from reactr_wasm.wasm.driver import (
     ALLOCATING,
     DEALLOCATING,
+    IDENT,
     INPUT_CAPACITY,
+    INPUT_LENGTH,
     INPUT_OFFSET,
     OUTPUT_CAPACITY,
     OUTPUT_OFFSET,
@@ -164,7 +166,8 @@ class WasmInstance:
         self._header[RESULT_LIMIT] = min(plan.limits.result_size, OUTPUT_CAPACITY)
         self._input = stage.window(INPUT_OFFSET, INPUT_OFFSET + INPUT_CAPACITY)
         self._output = stage.window(OUTPUT_OFFSET, OUTPUT_OFFSET + OUTPUT_CAPACITY)
-        self._drive, self._run_staged = driver.func(b"job"), driver.func(b"run")
+        self._job_func, self._run_staged = driver.func(b"job"), driver.func(b"run")
+        self._drive, self._drive_trap = self._job_func.bare()
         if recorder is not None:
             store.point_table(recorder, b"target", driver, b"record")  # results now go to the stage
 
@@ -232,13 +235,15 @@ class WasmInstance:
                 return self._run_in_place(job, data)
             # The common case, written out here rather than in a method of its own:
             # the whole sequence in one call through the driver (see driver.py).
+            header = self._header
             self._input[:length] = data
-            try:
-                self._drive(length, job.ident)
-            except _raw.GuestTrap as trap:
-                return self._staged_trap(trap, job)
-            if self._header[RESULT_STATE] == STAGED:  # type: ignore[index]
-                job.output = self._output[: self._header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
+            header[INPUT_LENGTH] = length  # type: ignore[index]
+            header[IDENT] = job.ident  # type: ignore[index]
+            error = self._drive()
+            if error or self._drive_trap.value:
+                return self._staged_trap(self._job_func.failure(error), job)
+            if header[RESULT_STATE] == STAGED:  # type: ignore[index]
+                job.output = self._output[: header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
             return None
         finally:
             current.job = outer
