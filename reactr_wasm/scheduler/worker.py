@@ -277,12 +277,12 @@ class Worker:
             except Exception as error:  # the job's error (a ReactrError), or a host bug
                 elapsed = monotonic() - started
                 self._learn(elapsed)
-                self.stats.ran_inline(elapsed, error, result_id)
+                self.stats.failed_inline(elapsed, error, result_id)
                 raise
             elapsed = monotonic() - started
             if elapsed > INLINE_MAX_SECONDS or self._slow_runs:  # else _learn has nothing to change: no call
                 self._learn(elapsed)
-            self.stats.ran_inline(elapsed, None, result_id)
+            self.stats.ran_inline(elapsed, result_id)
             return value, elapsed
         finally:
             self._inline_slots.append(control)
