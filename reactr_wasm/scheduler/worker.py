@@ -270,7 +270,7 @@ class Worker:
             control.deadline = started + self._payload_timeout
             control.budget = started + INLINE_BUDGET_SECONDS
             try:
-                value = target.run_payload(payload, control, result_id)
+                value = target.run_payload(payload, result_id, control, target.job_runner)
             except InlineBudgetExceeded:
                 self._over_budget()
                 return None
