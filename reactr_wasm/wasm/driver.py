@@ -10,8 +10,9 @@ driver's own "stage" memory, its length and the job's ident into two header
 words, and makes ONE call, ``job``, with no arguments (so no value array to
 fill): the driver allocates, copies the input across with ``memory.copy``
 (multi-memory), runs the job and deallocates. A large input is cheaper written straight into guest memory: the
-host calls ``allocate``, writes, then calls the driver's ``run`` (run_e and
-deallocate).
+host calls the driver's ``allocate`` (the pointer comes back in a header word),
+writes, then calls the driver's ``run`` (run_e and deallocate). These calls take
+no arguments either.
 
 The recorder is instantiated before the guest and supplies its
 ``env.return_result``: a call through a one-slot table, which points at the
@@ -31,8 +32,8 @@ from __future__ import annotations
 
 from wasmtime import Engine, Module, wat2wasm
 
-# Stage layout: eight i32 header words (two spare), then the input area, then the output area.
-STEP, RESULT_STATE, RESULT_LENGTH, RESULT_LIMIT, INPUT_LENGTH, IDENT = range(6)  # header word indexes
+# Stage layout: eight i32 header words (one spare), then the input area, then the output area.
+STEP, RESULT_STATE, RESULT_LENGTH, RESULT_LIMIT, INPUT_LENGTH, IDENT, INPUT_POINTER = range(7)  # header words
 INPUT_OFFSET = 32
 # Past these sizes a copy through the stage costs more than the call it saves (measured).
 INPUT_CAPACITY = 8192
@@ -56,7 +57,7 @@ _DRIVER = """
   (export "stage" (memory $stage))
   (global $ident (mut i32) (i32.const 0))
 
-  (func $run (export "run") (param $ptr i32) (param $length i32) (param $ident i32)
+  (func $run (param $ptr i32) (param $length i32) (param $ident i32)
     (global.set $ident (local.get $ident))
     (i32.store $stage (i32.const {state_at}) (i32.const {no_result}))
     (i32.store $stage (i32.const {step_at}) (i32.const {running}))
@@ -73,6 +74,16 @@ _DRIVER = """
     (local.set $ptr (call $allocate (local.get $length)))
     (memory.copy $guest $stage (local.get $ptr) (i32.const {input_at}) (local.get $length))
     (call $run (local.get $ptr) (local.get $length) (i32.load $stage (i32.const {ident_at}))))
+
+  (func (export "allocate")
+    (i32.store $stage (i32.const {step_at}) (i32.const {allocating}))
+    (i32.store $stage (i32.const {pointer_at}) (call $allocate (i32.load $stage (i32.const {input_length_at})))))
+
+  (func (export "run")
+    (call $run
+      (i32.load $stage (i32.const {pointer_at}))
+      (i32.load $stage (i32.const {input_length_at}))
+      (i32.load $stage (i32.const {ident_at}))))
 
   (func (export "record") (param $ptr i32) (param $length i32) (param $ident i32)
     (if (i32.or
@@ -124,6 +135,7 @@ def _driver(deallocate: bool) -> str:
         limit_at=4 * RESULT_LIMIT,
         input_length_at=4 * INPUT_LENGTH,
         ident_at=4 * IDENT,
+        pointer_at=4 * INPUT_POINTER,
         no_result=NO_RESULT,
         staged=STAGED,
         allocating=ALLOCATING,

@@ -19,6 +19,7 @@ from reactr_wasm.wasm.driver import (
     INPUT_CAPACITY,
     INPUT_LENGTH,
     INPUT_OFFSET,
+    INPUT_POINTER,
     OUTPUT_CAPACITY,
     OUTPUT_OFFSET,
     RESULT_LENGTH,
@@ -150,8 +151,7 @@ class WasmInstance:
                         raise self._start_failed(plan, f"trap in {entry.decode()}: {trap.message}") from None
         if drivers is None:
             self._input_capacity = -1  # every job takes the three calls
-            self._header = None
-            self._run_staged = None
+            self._header = None  # and no driver calls
             return
         self._input_capacity = INPUT_CAPACITY
         guest = (b"memory", b"allocate", b"run_e", b"deallocate")[: 3 if self._deallocate is None else 4]
@@ -160,14 +160,18 @@ class WasmInstance:
             imports.set_export(index, exports, name)
         imports.set_linked(len(guest), store, plan.linker_at, *_RETURN_RESULT)  # record's fallback
         module = drivers.with_deallocate if self._deallocate is not None else drivers.without_deallocate
-        driver = _store.Exports(store, store.instantiate_with(module, imports), (b"stage", b"job", b"run", b"record"))
+        names = (b"stage", b"job", b"allocate", b"run", b"record")
+        driver = _store.Exports(store, store.instantiate_with(module, imports), names)
         stage = driver.memory(b"stage")  # its windows stay valid while the store lives
         self._header = stage.window(0, INPUT_OFFSET).cast("i")
         self._header[RESULT_LIMIT] = min(plan.limits.result_size, OUTPUT_CAPACITY)
         self._input = stage.window(INPUT_OFFSET, INPUT_OFFSET + INPUT_CAPACITY)
         self._output = stage.window(OUTPUT_OFFSET, OUTPUT_OFFSET + OUTPUT_CAPACITY)
-        self._job_func, self._run_staged = driver.func(b"job"), driver.func(b"run")
-        self._drive, self._drive_trap = self._job_func.bare()
+        # The driver's calls take no arguments (they read the stage): bare C calls, one trap slot.
+        self._driver_func = driver.func(b"job")
+        self._drive, self._drive_trap = self._driver_func.bare()
+        self._allocate_staged = driver.func(b"allocate").bare()[0]
+        self._run_staged = driver.func(b"run").bare()[0]
         if recorder is not None:
             store.point_table(recorder, b"target", driver, b"record")  # results now go to the stage
 
@@ -241,7 +245,7 @@ class WasmInstance:
             header[IDENT] = job.ident  # type: ignore[index]
             error = self._drive()
             if error or self._drive_trap.value:
-                return self._staged_trap(self._job_func.failure(error), job)
+                return self._staged_trap(self._driver_func.failure(error), job)
             if header[RESULT_STATE] == STAGED:  # type: ignore[index]
                 job.output = self._output[: header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
             return None
@@ -271,6 +275,23 @@ class WasmInstance:
         """The input written straight into guest memory: large inputs, and instances without a driver
         (fresh ones), which also make the rest of the sequence separate calls."""
         length = len(data)
+        header = self._header
+        if header is not None:  # the driver's allocate and run
+            header[INPUT_LENGTH] = length
+            header[IDENT] = job.ident
+            error = self._allocate_staged()
+            if error or self._drive_trap.value:
+                return self._staged_trap(self._driver_func.failure(error), job)  # raises SetupError
+            try:
+                self.memory.write(header[INPUT_POINTER], data)
+            except _raw.GuestFault as fault:
+                self.broken = True
+                raise SetupError(_ALLOCATE_FAILED + str(fault)) from None
+            error = self._run_staged()
+            if error or self._drive_trap.value:
+                return self._staged_trap(self._driver_func.failure(error), job)
+            self._collect(job)
+            return None
         try:
             ptr = self._allocate(length)
             self.memory.write(ptr, data)
@@ -278,13 +299,6 @@ class WasmInstance:
             self.broken = True
             self._raise_if_stopped()
             raise SetupError(_ALLOCATE_FAILED + str(error)) from None
-        if self._run_staged is not None:
-            try:
-                self._run_staged(ptr, length, job.ident)
-            except _raw.GuestTrap as trap:
-                return self._staged_trap(trap, job)
-            self._collect(job)
-            return None
         try:
             self._run_e(ptr, length, job.ident)
         except _raw.GuestTrap as trap:
