@@ -227,9 +227,8 @@ class WasmInstance:
         not be handed over. After any of these ``broken`` is set.
         """
         current = self._current
-        # Saved and restored, not cleared: a run_job host call runs a nested
-        # job on this same thread while the caller's guest is suspended.
-        outer = current.job
+        # Cleared after: a run_job host call, which runs a nested job on this same thread
+        # while the caller's guest is suspended, puts the caller's job back itself.
         current.job = job
         job.memory, job.staged = self.memory, self._header
         self._control = job.control
@@ -250,7 +249,7 @@ class WasmInstance:
                 job.output = self._output[: header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
             return None
         finally:
-            current.job = outer
+            current.job = None
             self._control = None
 
     def _collect(self, job: JobContext) -> None:
