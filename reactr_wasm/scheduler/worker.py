@@ -14,7 +14,7 @@ from reactr_wasm.errors import JobTimeout, QueueFull, ReactrError
 from reactr_wasm.limits import QUEUE_SIZE
 from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
-from reactr_wasm.scheduler.job import Job, JobStatus, RanResult, Result, status_of
+from reactr_wasm.scheduler.job import Job, JobStatus, Result, ran_result, status_of
 from reactr_wasm.scheduler.stats import JobStats
 from reactr_wasm.scheduler.targets import PayloadTarget, Target
 from reactr_wasm.wasm.context import RunControl
@@ -241,12 +241,12 @@ class Worker:
                 log.exception("runnable '%s' failed on job %s", self.name, job.id)
             job.data = None
             self.submitted += 1
-            return RanResult(job, status_of(error), None, error, started, time.time())
+            return ran_result(job, status_of(error), None, error, started, time.time())
         if ran is None:
             return None
         job.data = None  # as after any run: a kept Result must not pin the input
         self.submitted += 1
-        return RanResult(job, _SUCCEEDED, ran[0], None, started, started + ran[1])
+        return ran_result(job, _SUCCEEDED, ran[0], None, started, started + ran[1])
 
     def _run_here(self, payload: bytes, result_id: str) -> tuple[Any, float] | None:
         """``(value, seconds)`` of a run on this thread, or None when it cannot run here; raises the job's error.
