@@ -58,6 +58,7 @@ class InstancePool:
         if isolation == "fresh" and slots is None:
             raise ValueError("a fresh-isolation pool needs the engine's fresh slots")
         self._plan, self.isolation, self._slots = plan, isolation, slots
+        self._reuse = slots is None
         self._idle: list[WasmInstance] = []
         self._closed = False
         # For metrics, counted off the per-job path of a reuse pool: busy = made - closed - idle
@@ -97,7 +98,7 @@ class InstancePool:
         reuse pool, written out: one call per job instead of three.
         """
         idle = self._idle
-        if self._slots is None and idle:
+        if self._reuse and idle:
             try:
                 instance = idle.pop()  # atomic under the GIL; another thread may have taken the last one
             except IndexError:
@@ -110,7 +111,7 @@ class InstancePool:
             instance.broken = True  # whatever happened, its state is unknown
             self.release(instance)
             raise
-        if instance.broken or self._slots is not None or self._closed:
+        if instance.broken or not self._reuse or self._closed:
             self.release(instance)
         else:
             idle.append(instance)

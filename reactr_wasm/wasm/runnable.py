@@ -75,8 +75,8 @@ class WasmRunnable:
             control = RunControl()
         # Its own limit, unless a run_job chain's caller passed its deadline down (a control with a
         # parent); a caller may have set it already from its own clock (the scheduler's inline runs).
-        own_deadline = control.parent is None or control.deadline == _NO_DEADLINE
-        if control.deadline == _NO_DEADLINE:
+        set_here = control.deadline == _NO_DEADLINE
+        if set_here:
             control.deadline = time.monotonic() + self.limits.timeout
         if request is None and payload[:1] == b"{":  # only a JSON object can be a request job
             request = CoordinatedRequest.from_payload(payload)
@@ -89,7 +89,7 @@ class WasmRunnable:
         try:
             trap = self.pool.run(job, request.body if request else payload)
         except Interrupted as stop:  # here and below, a job that raised leaves its context behind
-            raise self._stopped(stop.reason, own_deadline) from None
+            raise self._stopped(stop.reason, set_here or control.parent is None) from None
         except SetupError as error:
             raise ExecutionError(str(error)) from None
         output, run_error = job.output, job.error
