@@ -280,7 +280,7 @@ class WasmInstance:
             header[IDENT] = job.ident
             error = self._allocate_staged()
             if error or self._drive_trap.value:
-                return self._staged_trap(self._driver_func.failure(error), job)  # raises SetupError
+                return self._staged_trap(self._driver_func.failure(error), job)  # raises: a stop, or SetupError
             try:
                 self.memory.write(header[INPUT_POINTER], data)
             except _raw.GuestFault as fault:
