@@ -278,21 +278,29 @@ class RanResult(Result):
     """The Result of a job that already ran to its end on the caller's thread (``Worker.run_job_now``).
 
     Nobody could have waited for, cancelled or discarded it yet, so it is made
-    finished: no lock, no state changes, no RunControl of its own.
+    finished: no lock, no state changes, no RunControl of its own. Made by
+    ``ran_result``, not by calling the class.
     """
 
     __slots__ = ()
 
-    def __init__(  # sets every field itself: not Result.__init__, which makes a queued result
-        self, job: Job, status: JobStatus, value: Any, error: BaseException | None, started: float, finished: float
-    ) -> None:
-        self.job, self.status = job, status
-        self.created = self.started = started
-        self.finished = finished
-        self.control = _SPENT
-        self._value, self._error = value, error
-        self._callbacks = self._event = None
-        self._discarded = False
+
+_new = object.__new__
+
+
+def ran_result(
+    job: Job, status: JobStatus, value: Any, error: BaseException | None, started: float, finished: float
+) -> RanResult:
+    """A finished RanResult, its fields set here rather than by an ``__init__`` (~50 ns less: every inline job)."""
+    result: RanResult = _new(RanResult)
+    result.job, result.status = job, status
+    result.created = result.started = started
+    result.finished = finished
+    result.control = _SPENT
+    result._value, result._error = value, error
+    result._callbacks = result._event = None
+    result._discarded = False
+    return result
 
 
 _pool: ThreadPoolExecutor | None = None

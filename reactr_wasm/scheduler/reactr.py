@@ -149,7 +149,11 @@ class Reactr:
             old.stop(wait=False)
 
         def do_job(data: Any = None) -> Result:
-            return self.do(Job(name, data))
+            job = Job(name, data)
+            # This name's worker, while it runs the job here and now: no lookup by name. Once it
+            # is replaced or removed it runs nothing here, and do() finds what took its place.
+            result = worker.run_job_now(job)
+            return result if result is not None else self.do(job)
 
         return do_job
 

@@ -141,13 +141,26 @@ class JobStats:
         self.duration = Histogram(DURATION_BUCKETS)
         self.wait = Histogram(WAIT_BUCKETS)
 
-    def ran_inline(self, seconds: float, error: BaseException | None = None, result_id: str = "") -> None:
-        """A job run on the caller's thread by ``Worker.run_now`` ended (``result_id`` "": it has none)."""
+    def ran_inline(self, seconds: float, result_id: str = "") -> None:
+        """A job run on the caller's thread by ``Worker.run_now`` succeeded (``result_id`` "": it has none).
+
+        Every inline job comes here: ``Histogram.observe`` is written out, and a
+        run within the first bucket (most of them) skips the search.
+        """
         self.runs[1] += 1
-        duration = self.duration  # Histogram.observe, written out: every inline job comes here
-        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration = self.duration
+        bounds = duration.bounds
+        duration.counts[0 if seconds <= bounds[0] else bisect_left(bounds, seconds)] += 1
         duration.sum += seconds
-        outcome = SUCCEEDED if error is None else outcome_of(error)
+        self.outcomes[SUCCEEDED] += 1
+        if self.events.listeners:
+            self._tell(result_id, SUCCEEDED, seconds, None)
+
+    def failed_inline(self, seconds: float, error: BaseException, result_id: str = "") -> None:
+        """A job run on the caller's thread by ``Worker.run_now`` ended with ``error``."""
+        self.runs[1] += 1
+        self.duration.observe(seconds)
+        outcome = outcome_of(error)
         self.outcomes[outcome] += 1
         if self.events.listeners:
             self._tell(result_id, outcome, seconds, error)

@@ -2,8 +2,9 @@
 
 Every target runs a job with ``run(job, result)``. A restartable target (a
 Wasm module without side effects) can also run a bare payload with
-``run_payload(payload, control, result_id)``, with no Job or Result made: the
-server's ``?then=true`` fast path, and in-process jobs run on the caller's thread.
+``run_payload(payload, result_id, control, job_runner)``, with no Job or Result
+made: the server's ``?then=true`` fast path, and in-process jobs run on the
+caller's thread.
 """
 
 from __future__ import annotations
@@ -36,9 +37,17 @@ class Target(Protocol):
 
 @runtime_checkable
 class PayloadTarget(Target, Protocol):
-    """A target that can also run a bare payload, without a Job or Result."""
+    """A target that can also run a bare payload, without a Job or Result.
 
-    def run_payload(self, payload: bytes, control: RunControl, result_id: str = "") -> Any: ...
+    The caller passes the target's own ``job_runner``: ``run_payload`` is then
+    the runnable's own run, with no call in between (it is on every inline
+    job's path). ``control`` (with no parent) may come with its deadline
+    already set to ``timeout`` from the caller's own clock read; that is still
+    the target's own limit.
+    """
+
+    job_runner: JobRunner
+    run_payload: Callable[[bytes, str, RunControl, JobRunner | None], Any]
 
 
 class Ctx:
@@ -76,6 +85,7 @@ class WasmTarget:
         self.wants_request = "request" in runnable.info.capabilities
         self.timeout: float | None = runnable.limits.timeout
         self.job_runner = job_runner  # the guest's run_job: this scheduler's, whoever else shares the engine
+        self.run_payload = runnable.run  # (payload, result_id, control, job_runner): see PayloadTarget
 
     def run(self, job: Job, result: Result) -> Any:
         data = job.data
@@ -85,9 +95,6 @@ class WasmTarget:
         if type(data) is CoordinatedRequest:  # a request job: the guest runs on its body
             return self.runnable.run(data.body, job._id or "", result.control, self.job_runner, data)
         return self.runnable.run(job.payload(), job._id or "", result.control, self.job_runner)
-
-    def run_payload(self, payload: bytes, control: RunControl, result_id: str = "") -> Any:
-        return self.runnable.run(payload, result_id, control, self.job_runner)
 
     def on_change(self, event: str) -> None:
         pass

@@ -14,7 +14,7 @@ from reactr_wasm.errors import JobTimeout, QueueFull, ReactrError
 from reactr_wasm.limits import QUEUE_SIZE
 from reactr_wasm.scheduler.deadlines import DeadlineWatcher
 from reactr_wasm.scheduler.group import Group
-from reactr_wasm.scheduler.job import Job, JobStatus, RanResult, Result, status_of
+from reactr_wasm.scheduler.job import Job, JobStatus, Result, ran_result, status_of
 from reactr_wasm.scheduler.stats import JobStats
 from reactr_wasm.scheduler.targets import PayloadTarget, Target
 from reactr_wasm.wasm.context import RunControl
@@ -76,8 +76,10 @@ class Worker:
         # run that cannot be stopped (Python) is timed here, its result failed by the watcher.
         timeout = self._timeout = None if target.interruptible else target.timeout
         self.pool_size, self.queue_size = pool_size, queue_size
-        # Jobs without a Job or Result (run_now): only a target that can restart a stopped run
+        # Jobs without a Job or Result (run_now): only a target that can restart a stopped run.
+        # _run_here sets such a run's deadline (the target's own limit) from its own clock read.
         self._payload_target = target if target.restartable and isinstance(target, PayloadTarget) else None
+        self._payload_timeout = target.timeout if target.timeout is not None else _NO_LIMIT
         self.max_threads = max(pool_size, (autoscale or os.cpu_count() or 1) if autoscale is not None else 0)
         self.retry_seconds, self.max_retries = retry_seconds, max_retries
         self._deadlines = deadlines if timeout is not None else None
@@ -239,12 +241,12 @@ class Worker:
                 log.exception("runnable '%s' failed on job %s", self.name, job.id)
             job.data = None
             self.submitted += 1
-            return RanResult(job, status_of(error), None, error, started, time.time())
+            return ran_result(job, status_of(error), None, error, started, time.time())
         if ran is None:
             return None
         job.data = None  # as after any run: a kept Result must not pin the input
         self.submitted += 1
-        return RanResult(job, _SUCCEEDED, ran[0], None, started, started + ran[1])
+        return ran_result(job, _SUCCEEDED, ran[0], None, started, started + ran[1])
 
     def _run_here(self, payload: bytes, result_id: str) -> tuple[Any, float] | None:
         """``(value, seconds)`` of a run on this thread, or None when it cannot run here; raises the job's error.
@@ -262,23 +264,25 @@ class Worker:
         except IndexError:
             return None
         try:
-            control.deadline, control.cancelled = _NO_LIMIT, False  # the runnable sets the deadline from its Limits
-            started = monotonic()  # the budget's clock, and the run's (perf_counter is the same clock here)
+            # One clock read gives the deadline, the budget and the run's start (perf_counter is the
+            # same clock here). A slot is never cancelled: nobody outside this call can reach it.
+            started = monotonic()
+            control.deadline = started + self._payload_timeout
             control.budget = started + INLINE_BUDGET_SECONDS
             try:
-                value = target.run_payload(payload, control, result_id)
+                value = target.run_payload(payload, result_id, control, target.job_runner)
             except InlineBudgetExceeded:
                 self._over_budget()
                 return None
             except Exception as error:  # the job's error (a ReactrError), or a host bug
                 elapsed = monotonic() - started
                 self._learn(elapsed)
-                self.stats.ran_inline(elapsed, error, result_id)
+                self.stats.failed_inline(elapsed, error, result_id)
                 raise
             elapsed = monotonic() - started
             if elapsed > INLINE_MAX_SECONDS or self._slow_runs:  # else _learn has nothing to change: no call
                 self._learn(elapsed)
-            self.stats.ran_inline(elapsed, None, result_id)
+            self.stats.ran_inline(elapsed, result_id)
             return value, elapsed
         finally:
             self._inline_slots.append(control)

@@ -6,7 +6,8 @@ through a generic trampoline (~3 µs); ``Memory.read``/``write`` re-fetch the
 memory on each access. A Reactr job is four guest calls and at least one host
 call, so the hot path uses the C API's *unchecked* entry points instead:
 
-* ``RawFunc``: calls an export with a preallocated array of raw values.
+* ``RawFunc``: calls an export with a preallocated array of raw values, or
+  one that takes none as a bare C call with no Python frame (``bare``).
 * ``define_raw_func``: links a host function whose callback reads raw values.
 * ``memory_base``: the address of a linear memory that never moves
   (``Config.memory_may_move = False``), so reads and writes are one memmove.
@@ -23,6 +24,7 @@ import ctypes
 import logging
 from collections.abc import Callable
 from ctypes import POINTER, byref, c_size_t, c_uint8, c_uint64, c_void_p
+from functools import partial
 from typing import Any
 
 from wasmtime import Config, Func, Instance, Linker, Memory, Store, Trap, WasmtimeError
@@ -37,6 +39,7 @@ _lib = ctypes.CDLL(ffi.dll._name)
 _call_unchecked = _lib.wasmtime_func_call_unchecked
 _call_unchecked.restype = c_void_p
 _THREE_SLOTS = c_size_t(3)
+_NO_SLOTS = c_size_t(0)
 _set_deadline = _lib.wasmtime_context_set_epoch_deadline
 _set_deadline.argtypes = [c_void_p, c_uint64]
 _set_deadline.restype = None
@@ -227,8 +230,22 @@ class RawFunc:
         return values[0]
 
     def _raise(self, error: int | None) -> None:
+        raise self.failure(error)
+
+    def bare(self) -> tuple[Callable[[], int | None], c_void_p]:
+        """This function, which takes and returns no values, as a call with no Python frame of its own.
+
+        Returns the call, which answers wasmtime's error (None or 0: no
+        error), and the slot a trap lands in. When either is set, ``failure``
+        makes the GuestTrap and empties the slot.
+        """
+        call = partial(_call_unchecked, self._context, self._func, self._values_at, _NO_SLOTS, self._trap_at)
+        return call, self._trap
+
+    def failure(self, error: int | None) -> GuestTrap:
+        """The GuestTrap of a call that answered ``error`` or left a trap in the slot (now emptied)."""
         trap, self._trap.value = self._trap.value, None
-        raise failure(error, trap)
+        return failure(error, trap)
 
 
 def _address(pointer: Any) -> int:

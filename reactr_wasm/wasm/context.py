@@ -16,39 +16,6 @@ from reactr_wasm.wasm.request import CoordinatedRequest
 JobRunner = Callable[[str, bytes, "RunControl"], bytes]
 
 
-class JobContext:
-    """What host functions may see and change while one job runs.
-
-    What every job starts with is a class attribute, replaced per job only
-    when a host function changes it: making a context is on every job's path.
-    """
-
-    output: bytes | None = None
-    error: RunErr | None = None
-    pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
-    ffi_vars: list[str] | None = None  # add_ffi_var's values, consumed by db_exec
-    bad_idents = 0  # host calls made with another job's ident, refused
-    # Set by the instance that runs the job: the guest's memory, and the header words of
-    # its driver's stage (driver.py; None without a driver), where results are recorded.
-    memory: RawMemory | None = None
-    staged: memoryview | None = None
-
-    def __init__(
-        self,
-        ident: int,
-        runnable: str,
-        result_id: str,
-        request: CoordinatedRequest | None,
-        control: RunControl,
-        max_output: int,
-        capabilities: Capabilities = NONE,
-        job_runner: JobRunner | None = None,
-    ) -> None:
-        self.ident, self.runnable, self.result_id = ident, runnable, result_id
-        self.request, self.control, self.max_output = request, control, max_output
-        self.capabilities, self.job_runner = capabilities, job_runner  # job_runner None: run_job refused
-
-
 class Stop(enum.Enum):
     """Why the host stopped a running guest: recorded when the epoch callback stops it.
 
@@ -105,3 +72,54 @@ class RunControl:
                 return True
             control = control.parent
         return False
+
+
+_NO_JOB = RunControl()  # the control of a context between jobs: never consulted
+
+
+class JobContext:
+    """What host functions may see and change while one job runs.
+
+    Making one costs about a tenth of an echo job, so a runnable reuses the
+    contexts of its finished jobs (``WasmRunnable.run``): it sets the fields
+    that say which job this is (``ident``, ``result_id``, ``request``,
+    ``control``, ``job_runner``) before each job and ``clear``s what the job
+    produced after it. What a host function may change is a declared slot.
+    """
+
+    __slots__ = (
+        "bad_idents",
+        "capabilities",
+        "control",
+        "error",
+        "ffi_vars",
+        "ident",
+        "job_runner",
+        "max_output",
+        "memory",
+        "output",
+        "pending",
+        "request",
+        "result_id",
+        "runnable",
+        "staged",
+    )
+
+    def __init__(self, runnable: str, max_output: int, capabilities: Capabilities = NONE) -> None:
+        self.runnable, self.max_output, self.capabilities = runnable, max_output, capabilities
+        self.ident, self.result_id, self.control = 0, "", _NO_JOB
+        self.job_runner: JobRunner | None = None  # None: run_job refused
+        # Set by the instance that runs the job: the guest's memory, and the header words of
+        # its driver's stage (driver.py; None without a driver), where results are recorded.
+        self.memory: RawMemory | None = None
+        self.staged: memoryview | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what the last job produced: its result, error, pending FFI result and variables."""
+        self.output: bytes | None = None
+        self.error: RunErr | None = None
+        self.pending: tuple[bytes, bool] | None = None  # (bytes, is_error) for get_ffi_result
+        self.ffi_vars: list[str] | None = None  # add_ffi_var's values, consumed by db_exec
+        self.bad_idents = 0  # host calls made with another job's ident, refused
+        self.request: CoordinatedRequest | None = None

@@ -6,11 +6,13 @@ deallocate), one of the second (``return_result``) and a copy each way.
 
 The driver is instantiated next to each guest, in the same store, importing
 the guest's memory and exports. The host writes a small input into the
-driver's own "stage" memory and makes ONE call, ``job``: the driver allocates,
-copies the input across with ``memory.copy`` (multi-memory), runs the job and
-deallocates. A large input is cheaper written straight into guest memory: the
-host calls ``allocate``, writes, then calls the driver's ``run`` (run_e and
-deallocate).
+driver's own "stage" memory, its length and the job's ident into two header
+words, and makes ONE call, ``job``, with no arguments (so no value array to
+fill): the driver allocates, copies the input across with ``memory.copy``
+(multi-memory), runs the job and deallocates. A large input is cheaper written straight into guest memory: the
+host calls the driver's ``allocate`` (the pointer comes back in a header word),
+writes, then calls the driver's ``run`` (run_e and deallocate). These calls take
+no arguments either.
 
 The recorder is instantiated before the guest and supplies its
 ``env.return_result``: a call through a one-slot table, which points at the
@@ -30,9 +32,9 @@ from __future__ import annotations
 
 from wasmtime import Engine, Module, wat2wasm
 
-# Stage layout: four i32 header words, then the input area, then the output area.
-STEP, RESULT_STATE, RESULT_LENGTH, RESULT_LIMIT = range(4)  # header word indexes
-INPUT_OFFSET = 16
+# Stage layout: eight i32 header words (one spare), then the input area, then the output area.
+STEP, RESULT_STATE, RESULT_LENGTH, RESULT_LIMIT, INPUT_LENGTH, IDENT, INPUT_POINTER = range(7)  # header words
+INPUT_OFFSET = 32
 # Past these sizes a copy through the stage costs more than the call it saves (measured).
 INPUT_CAPACITY = 8192
 OUTPUT_CAPACITY = 8192
@@ -55,7 +57,7 @@ _DRIVER = """
   (export "stage" (memory $stage))
   (global $ident (mut i32) (i32.const 0))
 
-  (func $run (export "run") (param $ptr i32) (param $length i32) (param $ident i32)
+  (func $run (param $ptr i32) (param $length i32) (param $ident i32)
     (global.set $ident (local.get $ident))
     (i32.store $stage (i32.const {state_at}) (i32.const {no_result}))
     (i32.store $stage (i32.const {step_at}) (i32.const {running}))
@@ -64,12 +66,24 @@ _DRIVER = """
     {dealloc_call}
     (i32.store $stage (i32.const {step_at}) (i32.const {done})))
 
-  (func (export "job") (param $length i32) (param $ident i32)
+  (func (export "job")
     (local $ptr i32)
+    (local $length i32)
+    (local.set $length (i32.load $stage (i32.const {input_length_at})))
     (i32.store $stage (i32.const {step_at}) (i32.const {allocating}))
     (local.set $ptr (call $allocate (local.get $length)))
     (memory.copy $guest $stage (local.get $ptr) (i32.const {input_at}) (local.get $length))
-    (call $run (local.get $ptr) (local.get $length) (local.get $ident)))
+    (call $run (local.get $ptr) (local.get $length) (i32.load $stage (i32.const {ident_at}))))
+
+  (func (export "allocate")
+    (i32.store $stage (i32.const {step_at}) (i32.const {allocating}))
+    (i32.store $stage (i32.const {pointer_at}) (call $allocate (i32.load $stage (i32.const {input_length_at})))))
+
+  (func (export "run")
+    (call $run
+      (i32.load $stage (i32.const {pointer_at}))
+      (i32.load $stage (i32.const {input_length_at}))
+      (i32.load $stage (i32.const {ident_at}))))
 
   (func (export "record") (param $ptr i32) (param $length i32) (param $ident i32)
     (if (i32.or
@@ -119,6 +133,9 @@ def _driver(deallocate: bool) -> str:
         state_at=4 * RESULT_STATE,
         length_at=4 * RESULT_LENGTH,
         limit_at=4 * RESULT_LIMIT,
+        input_length_at=4 * INPUT_LENGTH,
+        ident_at=4 * IDENT,
+        pointer_at=4 * INPUT_POINTER,
         no_result=NO_RESULT,
         staged=STAGED,
         allocating=ALLOCATING,

@@ -298,6 +298,8 @@ class HostCalls:
             output = job.job_runner(name, payload, job.control)
         except ReactrError as error:
             return self._pend_error(job, str(error))
+        finally:
+            self.current.job = job  # the nested job's instance cleared it: this guest goes on
         return self._pend(job, output)
 
     # --- outside world: HTTP, GraphQL, static files, database ----------------------

@@ -15,8 +15,11 @@ from reactr_wasm.wasm.context import JobContext, RunControl, Stop
 from reactr_wasm.wasm.driver import (
     ALLOCATING,
     DEALLOCATING,
+    IDENT,
     INPUT_CAPACITY,
+    INPUT_LENGTH,
     INPUT_OFFSET,
+    INPUT_POINTER,
     OUTPUT_CAPACITY,
     OUTPUT_OFFSET,
     RESULT_LENGTH,
@@ -148,8 +151,7 @@ class WasmInstance:
                         raise self._start_failed(plan, f"trap in {entry.decode()}: {trap.message}") from None
         if drivers is None:
             self._input_capacity = -1  # every job takes the three calls
-            self._header = None
-            self._run_staged = None
+            self._header = None  # and no driver calls
             return
         self._input_capacity = INPUT_CAPACITY
         guest = (b"memory", b"allocate", b"run_e", b"deallocate")[: 3 if self._deallocate is None else 4]
@@ -158,13 +160,18 @@ class WasmInstance:
             imports.set_export(index, exports, name)
         imports.set_linked(len(guest), store, plan.linker_at, *_RETURN_RESULT)  # record's fallback
         module = drivers.with_deallocate if self._deallocate is not None else drivers.without_deallocate
-        driver = _store.Exports(store, store.instantiate_with(module, imports), (b"stage", b"job", b"run", b"record"))
+        names = (b"stage", b"job", b"allocate", b"run", b"record")
+        driver = _store.Exports(store, store.instantiate_with(module, imports), names)
         stage = driver.memory(b"stage")  # its windows stay valid while the store lives
         self._header = stage.window(0, INPUT_OFFSET).cast("i")
         self._header[RESULT_LIMIT] = min(plan.limits.result_size, OUTPUT_CAPACITY)
         self._input = stage.window(INPUT_OFFSET, INPUT_OFFSET + INPUT_CAPACITY)
         self._output = stage.window(OUTPUT_OFFSET, OUTPUT_OFFSET + OUTPUT_CAPACITY)
-        self._drive, self._run_staged = driver.func(b"job"), driver.func(b"run")
+        # The driver's calls take no arguments (they read the stage): bare C calls, one trap slot.
+        self._driver_func = driver.func(b"job")
+        self._drive, self._drive_trap = self._driver_func.bare()
+        self._allocate_staged = driver.func(b"allocate").bare()[0]
+        self._run_staged = driver.func(b"run").bare()[0]
         if recorder is not None:
             store.point_table(recorder, b"target", driver, b"record")  # results now go to the stage
 
@@ -220,9 +227,8 @@ class WasmInstance:
         not be handed over. After any of these ``broken`` is set.
         """
         current = self._current
-        # Saved and restored, not cleared: a run_job host call runs a nested
-        # job on this same thread while the caller's guest is suspended.
-        outer = current.job
+        # Cleared after: a run_job host call, which runs a nested job on this same thread
+        # while the caller's guest is suspended, puts the caller's job back itself.
         current.job = job
         job.memory, job.staged = self.memory, self._header
         self._control = job.control
@@ -232,16 +238,18 @@ class WasmInstance:
                 return self._run_in_place(job, data)
             # The common case, written out here rather than in a method of its own:
             # the whole sequence in one call through the driver (see driver.py).
+            header = self._header
             self._input[:length] = data
-            try:
-                self._drive(length, job.ident)
-            except _raw.GuestTrap as trap:
-                return self._staged_trap(trap, job)
-            if self._header[RESULT_STATE] == STAGED:  # type: ignore[index]
-                job.output = self._output[: self._header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
+            header[INPUT_LENGTH] = length  # type: ignore[index]
+            header[IDENT] = job.ident  # type: ignore[index]
+            error = self._drive()
+            if error or self._drive_trap.value:
+                return self._staged_trap(self._driver_func.failure(error), job)
+            if header[RESULT_STATE] == STAGED:  # type: ignore[index]
+                job.output = self._output[: header[RESULT_LENGTH]].tobytes()  # type: ignore[index]
             return None
         finally:
-            current.job = outer
+            current.job = None
             self._control = None
 
     def _collect(self, job: JobContext) -> None:
@@ -266,6 +274,23 @@ class WasmInstance:
         """The input written straight into guest memory: large inputs, and instances without a driver
         (fresh ones), which also make the rest of the sequence separate calls."""
         length = len(data)
+        header = self._header
+        if header is not None:  # the driver's allocate and run
+            header[INPUT_LENGTH] = length
+            header[IDENT] = job.ident
+            error = self._allocate_staged()
+            if error or self._drive_trap.value:
+                return self._staged_trap(self._driver_func.failure(error), job)  # raises: a stop, or SetupError
+            try:
+                self.memory.write(header[INPUT_POINTER], data)
+            except _raw.GuestFault as fault:
+                self.broken = True
+                raise SetupError(_ALLOCATE_FAILED + str(fault)) from None
+            error = self._run_staged()
+            if error or self._drive_trap.value:
+                return self._staged_trap(self._driver_func.failure(error), job)
+            self._collect(job)
+            return None
         try:
             ptr = self._allocate(length)
             self.memory.write(ptr, data)
@@ -273,13 +298,6 @@ class WasmInstance:
             self.broken = True
             self._raise_if_stopped()
             raise SetupError(_ALLOCATE_FAILED + str(error)) from None
-        if self._run_staged is not None:
-            try:
-                self._run_staged(ptr, length, job.ident)
-            except _raw.GuestTrap as trap:
-                return self._staged_trap(trap, job)
-            self._collect(job)
-            return None
         try:
             self._run_e(ptr, length, job.ident)
         except _raw.GuestTrap as trap:

@@ -55,6 +55,7 @@ class WasmRunnable:
         self.name, self.info, self.limits, self.source = name, info, plan.limits, plan.source
         self.capabilities = capabilities
         self.pool = InstancePool(plan, isolation, slots)
+        self._contexts: list[JobContext] = []  # of finished jobs, for the next ones (see JobContext)
 
     def run(
         self,
@@ -72,39 +73,34 @@ class WasmRunnable:
         """
         if control is None:
             control = RunControl()
-        own_deadline = control.deadline == _NO_DEADLINE  # else the caller's (a run_job chain's): its limit
-        if own_deadline:
+        # Its own limit, unless a run_job chain's caller passed its deadline down (a control with a
+        # parent); a caller may have set it already from its own clock (the scheduler's inline runs).
+        set_here = control.deadline == _NO_DEADLINE
+        if set_here:
             control.deadline = time.monotonic() + self.limits.timeout
         if request is None and payload[:1] == b"{":  # only a JSON object can be a request job
             request = CoordinatedRequest.from_payload(payload)
-        job = JobContext(
-            next(_idents) & _IDENT_MASK,
-            self.name,
-            result_id,
-            request,
-            control,
-            self.limits.result_size,
-            self.capabilities,
-            job_runner,
-        )
         try:
-            instance = self.pool.acquire(control)  # a fresh instance starts under the job's control
-            try:
-                trap = instance.run(job, request.body if request else payload)
-            except BaseException:
-                instance.broken = True  # whatever happened, its state is unknown
-                raise
-            finally:
-                self.pool.release(instance)
-        except Interrupted as stop:
-            raise self._stopped(stop.reason, own_deadline) from None
+            job = self._contexts.pop()  # a finished job's, cleared (atomic under the GIL)
+        except IndexError:
+            job = JobContext(self.name, self.limits.result_size, self.capabilities)
+        job.ident = next(_idents) & _IDENT_MASK
+        job.result_id, job.request, job.control, job.job_runner = result_id, request, control, job_runner
+        try:
+            trap = self.pool.run(job, request.body if request else payload)
+        except Interrupted as stop:  # here and below, a job that raised leaves its context behind
+            raise self._stopped(stop.reason, set_here or control.parent is None) from None
         except SetupError as error:
             raise ExecutionError(str(error)) from None
-        if job.error is not None:
-            raise job.error
+        output, run_error = job.output, job.error
+        job.clear()  # nothing of this job outlives it there
+        self._contexts.append(job)
+        if run_error is not None:
+            raise run_error
         if trap is not None:
             raise ExecutionError(f"wasm execution error: failed to wasmFunc: {trap.message.strip()}")
-        output = job.output if job.output is not None else b""
+        if output is None:
+            output = b""
         if request is not None:
             return CoordinatedResponse(output, request.resp_headers)
         return output
