@@ -132,10 +132,10 @@ class JobQueue:
             if "NOGROUP" in str(error):  # Redis lost the stream (restarted without persistence): make it again
                 self._grouped.clear()
             raise
-        streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # RESP3 or RESP2 shape
+        streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # raw reply: RESP3 or RESP2 shape
         prefix = len(self.stream(""))
         entries = [
-            (stream.decode()[prefix:], entry, fields)
+            (stream.decode()[prefix:], entry, _field(fields, b"j"))
             for stream, items in streams_items for entry, fields in items if fields is not None
         ]  # fmt: skip
         return await self._begin(entries)
@@ -149,26 +149,29 @@ class JobQueue:
         names = sorted(runnables)
         await self._ensure_groups(names)
         idle = int(self.visibility_timeout * 1000)
-        entries: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        entries: list[tuple[str, bytes, bytes | None]] = []
         for name in names:
             if len(entries) >= count:
                 break
             left = count - len(entries)
             reply = await self.link.call("XAUTOCLAIM", self.stream(name), GROUP, self.consumer, idle, "0-0",
                                          "COUNT", left)  # fmt: skip
-            entries += [(name, entry, fields) for entry, fields in reply[1] if fields is not None]
+            entries += [(name, entry, fields.get(b"j")) for entry, fields in reply[1] if fields is not None]
         deliveries = await self._begin(entries)
         return [
             d._replace(state=State.DEAD) if d.attempt > self.max_deliveries and d.state is State.RUN else d
             for d in deliveries
         ]
 
-    async def _begin(self, entries: list[tuple[str, bytes, dict[bytes, bytes]]]) -> list[Delivery]:
+    async def _begin(self, entries: list[tuple[str, bytes, bytes | None]]) -> list[Delivery]:
+        """Per entry (runnable, entry id, its field ``j``): what to do with it, decided by ``begin.lua``."""
         jobs: list[tuple[str, str, QueuedJob]] = []
-        for name, entry, fields in entries:
+        for name, entry, message in entries:
             try:
-                jobs.append((name, entry.decode(), QueuedJob.from_bytes(fields[b"j"])))
-            except (KeyError, ValueError) as error:  # not ours: drop it rather than choke on it forever
+                if message is None:
+                    raise ValueError("no field 'j'")
+                jobs.append((name, entry.decode(), QueuedJob.from_bytes(message)))
+            except ValueError as error:  # not ours: drop it rather than choke on it forever
                 log.error("stream %s entry %s is not a job (%s); dropped", self.stream(name), entry, error)
                 await self.link.run("ack", self.namespace, GROUP, name, entry, "")
         if not jobs:
@@ -269,6 +272,12 @@ class JobQueue:
         """Cancel a job wherever it is: a queued one is skipped when consumed, a running one is told to stop."""
         await self.link.run("cancel", self.namespace, result_id, int(CANCEL_MARK_SECONDS * 1000))
 
+
+def _field(fields: list[bytes] | dict[bytes, bytes], name: bytes) -> bytes | None:
+    """Field ``name`` of a raw stream entry: a flat list (RESP2) or a map (RESP3)."""
+    if isinstance(fields, dict):
+        return fields.get(name)
+    return next((value for key, value in zip(fields[::2], fields[1::2], strict=True) if key == name), None)
 
 
 __all__ = ["GROUP", "JobQueue", "Outcome"]
