@@ -17,7 +17,7 @@ from reactr_wasm.scheduler.job import new_result_id
 from tests.services import RedisProcess, Service, redis_server
 
 pytestmark = pytest.mark.timeout(30)
-MakeStore = Callable[[], RedisResultStore]
+MakeStore = Callable[..., RedisResultStore]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,9 @@ async def make_store(service: Service) -> AsyncIterator[MakeStore]:
     """Stores of one namespace, as the nodes of one cluster have."""
     namespace, made = f"s-{new_result_id()}", []
 
-    def make() -> RedisResultStore:
+    def make(clock: Callable[[], float] = time.time) -> RedisResultStore:
         link = RedisLink(service.url)
-        store = RedisResultStore(link, namespace=namespace, ttl=60, max_results=100, max_bytes=1 << 20)
+        store = RedisResultStore(link, namespace=namespace, ttl=60, max_results=100, max_bytes=1 << 20, clock=clock)
         made.append(store)
         return store
 
@@ -79,6 +79,89 @@ async def test_a_finish_while_the_subscription_is_lost_still_wakes_the_waiter(
     await there.finish(finished(record))
     assert (await asyncio.wait_for(waiter, 5)).value == b"ok"  # re-checked once subscribed again
     assert await here.events.ready(5)
+    raw.close()
+
+
+async def finished_here(store: RedisResultStore) -> JobRecord:
+    """A record ``store`` added and finished, with its done channel subscribed: it keeps it in memory."""
+    if not store.events.subscribed:
+        await store.wait(new_result_id(), 0.01)  # a waiter subscribes the done channel
+        assert await store.events.ready(5)
+    record = queued()._replace(key=None, fingerprint=None)
+    await store.add(record)
+    done = finished(record)
+    assert await store.finish(done)
+    return done
+
+
+async def gone_within(store: RedisResultStore, result_id: str, seconds: float = 5.0) -> bool:
+    """Whether ``store`` stops answering ``result_id`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while await store.get(result_id) is not None:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def test_a_record_finished_here_is_read_from_memory(make_store: MakeStore, service: Service) -> None:
+    here = make_store()
+    done = await finished_here(here)
+    with redis.Redis.from_url(service.url) as raw:
+        raw.delete(here.record_key(done.id))  # behind the store's back: not seen
+    assert await here.get(done.id) == done
+    assert await here.wait(done.id, 1) == done
+    assert await make_store().get(done.id) is None  # another node reads Redis
+
+
+async def test_a_record_finished_here_and_deleted_on_another_node_is_forgotten(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    done = await finished_here(here)
+    assert await there.delete(done.id) == done
+    assert await gone_within(here, done.id)
+
+
+async def test_a_record_finished_here_and_evicted_by_another_node_is_forgotten(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    done = await finished_here(here)
+    for _ in range(100):  # max_results = 100: the oldest, ours, goes
+        await there.add(queued()._replace(key=None, fingerprint=None))
+    assert await gone_within(here, done.id)
+
+
+async def test_a_record_finished_here_and_swept_by_another_node_is_forgotten(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store(clock=lambda: time.time() + 120)  # past the 60 s TTL over there
+    done = await finished_here(here)
+    assert await there.sweep() == 1
+    assert await gone_within(here, done.id)  # not expired by this node's clock: forgotten, not dropped
+
+
+async def test_a_record_dropped_while_its_outcome_was_being_stored_is_not_kept(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    done = await finished_here(there)
+    await here.wait(new_result_id(), 0.01)
+    assert await here.events.ready(5)
+    here.finishing([done.id])  # as the job queue does before its script call; the drop comes first
+    last = queued()
+    await there.add(last)
+    woken = asyncio.create_task(here.wait(last.id, 5))
+    assert await there.delete(done.id) == done
+    await there.finish(finished(last))  # published after the drop: once heard, the drop was heard too
+    assert (await asyncio.wait_for(woken, 5)).value == b"ok"
+    here.finished_here([done.id], [done])
+    assert await here.get(done.id) is None
+
+
+async def test_records_finished_here_are_forgotten_when_the_subscription_is_lost(
+    make_store: MakeStore, service: Service
+) -> None:
+    here = make_store()
+    done = await finished_here(here)
+    raw = redis.Redis.from_url(service.url)
+    raw.delete(here.record_key(done.id))  # unseen; a drop while the subscription is lost would be too
+    assert await here.get(done.id) == done
+    assert raw.client_kill_filter(_type="pubsub") == 1
+    assert await gone_within(here, done.id)
     raw.close()
 
 

@@ -3,7 +3,8 @@
 Every multi-step change of the result store and the job queue is one Lua script
 (``backends/lua/``), so it is atomic and one round trip. Each script is the
 shared prelude ``records.lua`` (the store's key layout and its helpers) followed
-by its own body; it runs by SHA (``EVALSHA``) and is loaded again when the server
+by its own body, then the prelude's ``publish_dropped()`` (tells the nodes which
+finished records the call dropped); it runs by SHA (``EVALSHA``) and is loaded again when the server
 lost its script cache (a restart). Scripts build their keys from the namespace,
 so this needs a single Redis server (or a primary with replicas), not Redis Cluster.
 
@@ -49,11 +50,15 @@ def import_redis() -> ModuleType:
 
 
 class Script:
-    """One Lua script: the prelude, then its body; run by SHA."""
+    """One Lua script: the prelude, then its body, then the prelude's ``publish_dropped()``; run by SHA."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.text = (LUA / PRELUDE).read_text() + "\n" + (LUA / f"{name}.lua").read_text()
+        body = (LUA / f"{name}.lua").read_text()
+        self.text = (
+            f"{(LUA / PRELUDE).read_text()}\nlocal function body()\n{body}\nend\n"
+            "local reply = body()\npublish_dropped()\nreturn reply\n"
+        )
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
 

@@ -211,8 +211,15 @@ class JobQueue:
             dead = delivery.state is State.DEAD
             args += (delivery.runnable, delivery.entry, record.id, d, nbase, finished, "1" if ack else "0",
                      delivery.attempt - 1 if dead else "", record.error_message if dead else "")  # fmt: skip
-        replies = await self.link.run("complete", *args)
-        kept = [self.store.outcome(outcome.record, reply) for outcome, reply in zip(outcomes, replies, strict=True)]
+        ids = [outcome.record.id for outcome in outcomes]
+        here: list[JobRecord | None] = []  # what Redis keeps, for the store's memory
+        self.store.finishing(ids)
+        try:
+            replies = await self.link.run("complete", *args)
+            kept = [self.store.outcome(outcome.record, reply) for outcome, reply in zip(outcomes, replies, strict=True)]
+            here = [record if reply[0] else None for record, reply in zip(kept, replies, strict=True)]
+        finally:
+            self.store.finished_here(ids, here)
         for record in kept:
             self.store.wake(record)
         return kept
