@@ -198,6 +198,30 @@ async def test_redis_away_is_a_clear_error_and_its_return_is_noticed() -> None:
         server.close()
 
 
+async def test_redis_that_stops_answering_is_a_clear_error_within_the_timeout() -> None:
+    server = RedisProcess()
+    link = RedisLink(server.start().url, timeout=1)
+    store = RedisResultStore(link, namespace="n", ttl=60, max_results=10, max_bytes=1 << 20)
+    try:
+        record = queued()
+        await store.add(record)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # up, and silent
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match=r"Redis script get: no answer within 1 s"):
+            await store.get(record.id)
+        with pytest.raises(BackendUnavailable, match=r"Redis XREADGROUP: no answer within 1.5 s"):
+            await link.read("XREADGROUP", "GROUP", "g", "c", "BLOCK", 500, "STREAMS", "s", ">", block=0.5)
+        assert time.monotonic() - started < 4
+        server.process.send_signal(signal.SIGCONT)
+        assert await store.get(record.id) == record  # the connection closed under the call: a new one, no late answer
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await store.close()
+        server.close()
+
+
 async def test_a_channel_added_later_is_heard_and_the_first_still_is(make_store: MakeStore, service: Service) -> None:
     here, there = make_store(), make_store()
     record = queued()
