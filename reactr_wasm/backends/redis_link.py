@@ -108,6 +108,7 @@ class RedisLink:
         self._idle: list[Any] = []  # pooled connections kept for scripts
         self._pool: Any = self.client.connection_pool
         self._idle_blocking: list[Any] = []  # pooled connections kept for blocking reads
+        self._ahead: tuple[Any, float] | None = None  # a connection whose read's reply is due, its block time
         self._blocking_pool: Any = self.blocking.connection_pool
         self._broken: type[Exception] = module.exceptions.ConnectionError
         # task making a call -> when the call is over time (time.monotonic), the task's cancellations then
@@ -196,6 +197,69 @@ class RedisLink:
         finally:
             self._unwatch(task)
 
+    async def run_then_read(self, name: str, args: tuple[Any, ...], command: tuple[Any, ...], *, block: float) -> Any:
+        """Run script ``name`` with ``args``, and send blocking read ``command`` in the same write.
+
+        Returns the script's reply; ``read_ahead`` takes the read's (until then, ``ahead``
+        is true). For a consumer that reads again as soon as a script decided about its last
+        read: one write to Redis instead of two. Raises BackendUnavailable (the read may
+        still be ahead then: see ``ahead``).
+        """
+        if self._ahead is not None:
+            raise RuntimeError("a read is ahead already: take its reply with read_ahead() first")
+        if not 0 <= block <= MAX_BLOCK:
+            raise ValueError(f"a blocking read waits 0 to {MAX_BLOCK} s, not {block}")
+        script = self.script(name)
+        task = self._watch(self.timeout)
+        conn = None
+        try:
+            conn = self._idle_blocking.pop() if self._idle_blocking else await self._blocking_pool.get_connection()
+            packed = conn.pack_commands([("EVALSHA", script.sha, 0, *args), command])
+            try:
+                await conn.send_packed_command(packed)
+            except self._broken:  # a connection the server closed (a restart): once more, connecting again
+                await conn.send_packed_command(packed)
+            self._ahead = (conn, block)
+            try:
+                return await conn.read_response()
+            except self._no_script:  # a restarted or flushed server: the read is ahead all the same
+                pass
+        except self._errors as error:
+            raise BackendUnavailable(f"Redis script {name} failed: {error}") from error
+        except asyncio.CancelledError:
+            if self._timed_out(task):
+                raise BackendUnavailable(f"Redis script {name}: no answer within {self.timeout:g} s") from None
+            raise
+        finally:
+            self._unwatch(task)
+            if conn is not None and (self._ahead is None or not conn.is_connected):
+                self._ahead = None
+                self._idle_blocking.append(conn)
+        return await self.run(name, *args)  # EVAL caches it again
+
+    @property
+    def ahead(self) -> bool:
+        """Whether a read sent by ``run_then_read`` waits for ``read_ahead`` to take its reply."""
+        return self._ahead is not None
+
+    async def read_ahead(self) -> Any:
+        """The reply of the read ``run_then_read`` sent (raw, as ``read``'s). Raises BackendUnavailable."""
+        if self._ahead is None:
+            raise RuntimeError("no read is ahead")
+        (conn, block), self._ahead = self._ahead, None
+        task = self._watch(self.timeout + block)
+        try:
+            return await conn.read_response()
+        except self._errors as error:
+            raise BackendUnavailable(f"Redis read failed: {error}") from error
+        except asyncio.CancelledError:
+            if self._timed_out(task):
+                raise BackendUnavailable(f"Redis read: no answer within {self.timeout + block:g} s") from None
+            raise
+        finally:
+            self._unwatch(task)
+            self._idle_blocking.append(conn)
+
     def _watch(self, seconds: float) -> asyncio.Task[Any]:
         """Bound the call the running task is about to make to ``seconds``; that task.
 
@@ -242,6 +306,9 @@ class RedisLink:
         idle, self._idle = self._idle, []
         for conn in idle:
             await self._pool.release(conn)
+        if self._ahead is not None:
+            self._idle_blocking.append(self._ahead[0])
+            self._ahead = None
         idle, self._idle_blocking = self._idle_blocking, []
         for conn in idle:
             await self._blocking_pool.release(conn)
