@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from reactr_wasm.backends.records import JobRecord, JobStatus
+from reactr_wasm.backends.redis_events import Events
 from reactr_wasm.backends.redis_link import BackendUnavailable, RedisLink
 from reactr_wasm.backends.redis_results import RedisResultStore
 from reactr_wasm.scheduler.job import new_result_id
@@ -219,6 +220,35 @@ async def test_redis_that_stops_answering_is_a_clear_error_within_the_timeout() 
         if server.process is not None:
             server.process.send_signal(signal.SIGCONT)
         await store.close()
+        server.close()
+
+
+async def test_a_quiet_subscription_stays_and_a_silent_one_is_made_again() -> None:
+    server = RedisProcess()
+    link = RedisLink(server.start().url, timeout=1)
+    events, heard, subscriptions = Events(link, health=0.1), [], []
+    try:
+        events.on("ch", heard.append, lambda: subscriptions.append(time.monotonic()))
+        assert await events.ready(5)
+        await asyncio.sleep(1.0)  # ten health periods without a message: answered PINGs keep it
+        assert len(subscriptions) == 1 and events.subscribed
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # silent: dropped after three periods
+        await asyncio.sleep(1.0)
+        assert not events.subscribed
+        server.process.send_signal(signal.SIGCONT)
+        assert await events.ready(5) and len(subscriptions) == 2
+        await link.call("PUBLISH", "ch", "after")
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [b"after"]
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await events.close()
+        await link.close()
         server.close()
 
 
