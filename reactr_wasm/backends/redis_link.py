@@ -87,20 +87,22 @@ class RedisLink:
         try:
             # Bounded: a burst waits for a connection (up to `timeout`) rather than opening hundreds.
             # No socket_timeout: redis-py then wraps each send in a wait_for (a task per command,
-            # ~80 µs of CPU per round trip measured); `run` and `call` bound the whole call instead.
-            self.client: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
-                url, max_connections=max_connections, socket_timeout=None, **options
-            ))
+            # ~80 µs of CPU per round trip measured); the link bounds each whole call instead.
+            self.client: redis.asyncio.Redis = module.asyncio.Redis(
+                connection_pool=pool.from_url(url, max_connections=max_connections, socket_timeout=None, **options)
+            )
             # Blocking reads (XREADGROUP BLOCK), on connections of their own.
-            self.blocking: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
-                url, max_connections=4, socket_timeout=None, **options
-            ))
+            self.blocking: redis.asyncio.Redis = module.asyncio.Redis(
+                connection_pool=pool.from_url(url, max_connections=4, socket_timeout=None, **options)
+            )
             # Pub/sub without retries: redis-py would reconnect and resubscribe unseen, and a
             # message published meanwhile would be missed; ``Events`` reconnects and re-checks.
             no_retry = module.asyncio.retry.Retry(module.backoff.NoBackoff(), 0)
-            self.subscriber: redis.asyncio.Redis = module.asyncio.Redis(connection_pool=pool.from_url(
-                url, max_connections=2, socket_timeout=None, **(options | {"retry": no_retry})
-            ))
+            self.subscriber: redis.asyncio.Redis = module.asyncio.Redis(
+                connection_pool=pool.from_url(
+                    url, max_connections=2, socket_timeout=None, **(options | {"retry": no_retry})
+                )
+            )
         except ValueError as error:
             raise ConfigError(f"cluster.redis: invalid server URL: {error}") from error
         self.url, self.timeout = url, timeout
