@@ -115,6 +115,25 @@ async def test_consume_blocks_until_a_job_comes(node: Node) -> None:
     assert delivery.job.id == record.id and time.monotonic() - started < 1.5
 
 
+async def test_consume_ahead_sends_the_next_read_with_the_begin_script(node: Node, raw: redis.Redis) -> None:
+    a, b = await node("node-a"), await node("node-b")
+    first, second, third = job(), job(), job()
+    await b.submit(*first)
+    [delivery] = await a.consume(["echo"], 2, 1.0, ahead=2)  # one taken, room for one more: a read is ahead
+    assert delivery.job.id == first[0].id and delivery.state is State.RUN
+    assert a.link.ahead
+    await b.submit(*second)
+    await b.submit(*third)
+    [later] = await a.consume(["echo"], 5, 1.0, ahead=1)  # the read ahead answers, with the room it had: one
+    assert later.job.id == second[0].id and later.state is State.RUN and later.attempt == 1
+    assert not a.link.ahead  # ahead=1, one taken: nothing read ahead
+    assert (await a.store.get(later.job.id)).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    pending = raw.xpending(a.stream("echo"), GROUP)
+    assert pending["pending"] == 2 and pending["consumers"] == [{"name": b"node-a", "pending": 2}]
+    [last] = await b.consume(["echo"], 5, 1.0)  # the third was left in the stream for anyone
+    assert last.job.id == third[0].id
+
+
 async def test_a_full_stream_refuses_a_submit(node: Node, raw: redis.Redis) -> None:
     a = await node("node-a")
     for _ in range(2):

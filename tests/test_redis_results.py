@@ -11,13 +11,14 @@ import pytest
 import redis
 
 from reactr_wasm.backends.records import JobRecord, JobStatus
+from reactr_wasm.backends.redis_events import Events
 from reactr_wasm.backends.redis_link import BackendUnavailable, RedisLink
 from reactr_wasm.backends.redis_results import RedisResultStore
 from reactr_wasm.scheduler.job import new_result_id
 from tests.services import RedisProcess, Service
 
 pytestmark = pytest.mark.timeout(30)
-MakeStore = Callable[[], RedisResultStore]
+MakeStore = Callable[..., RedisResultStore]
 
 
 @pytest.fixture
@@ -25,9 +26,9 @@ async def make_store(service: Service) -> AsyncIterator[MakeStore]:
     """Stores of one namespace, as the nodes of one cluster have."""
     namespace, made = f"s-{new_result_id()}", []
 
-    def make() -> RedisResultStore:
+    def make(clock: Callable[[], float] = time.time) -> RedisResultStore:
         link = RedisLink(service.url)
-        store = RedisResultStore(link, namespace=namespace, ttl=60, max_results=100, max_bytes=1 << 20)
+        store = RedisResultStore(link, namespace=namespace, ttl=60, max_results=100, max_bytes=1 << 20, clock=clock)
         made.append(store)
         return store
 
@@ -76,6 +77,89 @@ async def test_a_finish_while_the_subscription_is_lost_still_wakes_the_waiter(
     raw.close()
 
 
+async def finished_here(store: RedisResultStore) -> JobRecord:
+    """A record ``store`` added and finished, with its done channel subscribed: it keeps it in memory."""
+    if not store.events.subscribed:
+        await store.wait(new_result_id(), 0.01)  # a waiter subscribes the done channel
+        assert await store.events.ready(5)
+    record = queued()._replace(key=None, fingerprint=None)
+    await store.add(record)
+    done = finished(record)
+    assert await store.finish(done)
+    return done
+
+
+async def gone_within(store: RedisResultStore, result_id: str, seconds: float = 5.0) -> bool:
+    """Whether ``store`` stops answering ``result_id`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while await store.get(result_id) is not None:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def test_a_record_finished_here_is_read_from_memory(make_store: MakeStore, service: Service) -> None:
+    here = make_store()
+    done = await finished_here(here)
+    with redis.Redis.from_url(service.url) as raw:
+        raw.delete(here.record_key(done.id))  # behind the store's back: not seen
+    assert await here.get(done.id) == done
+    assert await here.wait(done.id, 1) == done
+    assert await make_store().get(done.id) is None  # another node reads Redis
+
+
+async def test_a_record_finished_here_and_deleted_on_another_node_is_forgotten(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    done = await finished_here(here)
+    assert await there.delete(done.id) == done
+    assert await gone_within(here, done.id)
+
+
+async def test_a_record_finished_here_and_evicted_by_another_node_is_forgotten(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    done = await finished_here(here)
+    for _ in range(100):  # max_results = 100: the oldest, ours, goes
+        await there.add(queued()._replace(key=None, fingerprint=None))
+    assert await gone_within(here, done.id)
+
+
+async def test_a_record_finished_here_and_swept_by_another_node_is_forgotten(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store(clock=lambda: time.time() + 120)  # past the 60 s TTL over there
+    done = await finished_here(here)
+    assert await there.sweep() == 1
+    assert await gone_within(here, done.id)  # not expired by this node's clock: forgotten, not dropped
+
+
+async def test_a_record_dropped_while_its_outcome_was_being_stored_is_not_kept(make_store: MakeStore) -> None:
+    here, there = make_store(), make_store()
+    done = await finished_here(there)
+    await here.wait(new_result_id(), 0.01)
+    assert await here.events.ready(5)
+    here.finishing([done.id])  # as the job queue does before its script call; the drop comes first
+    last = queued()
+    await there.add(last)
+    woken = asyncio.create_task(here.wait(last.id, 5))
+    assert await there.delete(done.id) == done
+    await there.finish(finished(last))  # published after the drop: once heard, the drop was heard too
+    assert (await asyncio.wait_for(woken, 5)).value == b"ok"
+    here.finished_here([done.id], [done])
+    assert await here.get(done.id) is None
+
+
+async def test_records_finished_here_are_forgotten_when_the_subscription_is_lost(
+    make_store: MakeStore, service: Service
+) -> None:
+    here = make_store()
+    done = await finished_here(here)
+    raw = redis.Redis.from_url(service.url)
+    raw.delete(here.record_key(done.id))  # unseen; a drop while the subscription is lost would be too
+    assert await here.get(done.id) == done
+    assert raw.client_kill_filter(_type="pubsub") == 1
+    assert await gone_within(here, done.id)
+    raw.close()
+
+
 async def test_records_are_msgpack_in_a_hash_with_the_bounds_beside(make_store: MakeStore, service: Service) -> None:
     store = make_store()
     record = queued()
@@ -106,6 +190,59 @@ async def test_redis_away_is_a_clear_error_and_its_return_is_noticed() -> None:
         assert await store.add(record) is None and await store.get(record.id) == record
     finally:
         await store.close()
+        server.close()
+
+
+async def test_redis_that_stops_answering_is_a_clear_error_within_the_timeout() -> None:
+    server = RedisProcess()
+    link = RedisLink(server.start().url, timeout=1)
+    store = RedisResultStore(link, namespace="n", ttl=60, max_results=10, max_bytes=1 << 20)
+    try:
+        record = queued()
+        await store.add(record)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # up, and silent
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match=r"Redis script get: no answer within 1 s"):
+            await store.get(record.id)
+        with pytest.raises(BackendUnavailable, match=r"Redis XREADGROUP: no answer within 1.5 s"):
+            await link.read("XREADGROUP", "GROUP", "g", "c", "BLOCK", 500, "STREAMS", "s", ">", block=0.5)
+        assert time.monotonic() - started < 4
+        server.process.send_signal(signal.SIGCONT)
+        assert await store.get(record.id) == record  # the connection closed under the call: a new one, no late answer
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await store.close()
+        server.close()
+
+
+async def test_a_quiet_subscription_stays_and_a_silent_one_is_made_again() -> None:
+    server = RedisProcess()
+    link = RedisLink(server.start().url, timeout=1)
+    events, heard, subscriptions = Events(link, health=0.1), [], []
+    try:
+        events.on("ch", heard.append, lambda: subscriptions.append(time.monotonic()))
+        assert await events.ready(5)
+        await asyncio.sleep(1.0)  # ten health periods without a message: answered PINGs keep it
+        assert len(subscriptions) == 1 and events.subscribed
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # silent: dropped after three periods
+        await asyncio.sleep(1.0)
+        assert not events.subscribed
+        server.process.send_signal(signal.SIGCONT)
+        assert await events.ready(5) and len(subscriptions) == 2
+        await link.call("PUBLISH", "ch", "after")
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == [b"after"]
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await events.close()
+        await link.close()
         server.close()
 
 

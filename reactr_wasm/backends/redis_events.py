@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,9 @@ class Events:
         self._closed = False
         self._renew = False  # the connection is being dropped to subscribe to one channel more
         self._dropping: asyncio.Task[None] | None = None
+        self._heard = 0.0  # loop time of the last reply on the connection
+        self._health_timer: asyncio.TimerHandle | None = None  # the next health check, while listening
+        self._chores: set[asyncio.Task[Any]] = set()  # PINGs and closes the health check started
 
     @property
     def subscribed(self) -> bool:
@@ -130,33 +134,61 @@ class Events:
                         channels.discard(message["channel"])
                         subscribed.add(message["channel"])
                     elif message is not None and message["type"] == "message":
-                        self._dispatch(message)
+                        self._dispatch(message["channel"], message["data"])
         self._ready.set()
         for hook in self._resubscribed:
             hook()
 
     async def _listen(self, pubsub: Any) -> None:
-        """Dispatch messages; PING when quiet, and give up on a connection that stopped answering."""
-        loop = asyncio.get_running_loop()
-        heard = loop.time()
-        while not self._closed:
-            message = await pubsub.get_message(timeout=self._health)
-            if message is None:
-                if loop.time() - heard > 3 * self._health:
-                    raise TimeoutError(f"no answer from Redis for {3 * self._health:.0f} s")
-                await pubsub.ping()
-                continue
-            heard = loop.time()
-            if message["type"] == "message":
-                self._dispatch(message)
+        """Dispatch messages; PING when quiet, and drop a connection that stopped answering.
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        handler = self._handlers.get(message["channel"])
+        Messages are read raw from the connection (every job's ``done`` message comes here,
+        on every node): redis-py's ``get_message`` costs a timeout, a retry wrapper and a
+        dict per message. A timer (``_health_check``) keeps the connection honest instead.
+        """
+        loop = asyncio.get_running_loop()
+        conn = pubsub.connection
+        self._heard = loop.time()
+        self._health_timer = loop.call_later(self._health, self._health_check, pubsub)
+        try:
+            while not self._closed:
+                reply = await conn.read_response(timeout=math.inf, disconnect_on_error=False, push_request=True)
+                self._heard = loop.time()
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    self._dispatch(reply[1], reply[2])
+        finally:
+            if self._health_timer is not None:
+                self._health_timer.cancel()
+                self._health_timer = None
+
+    def _health_check(self, pubsub: Any) -> None:
+        """Every ``health`` s while listening: PING a quiet connection; close one silent for three periods."""
+        loop = asyncio.get_running_loop()
+        silent = loop.time() - self._heard
+        if silent > 3 * self._health:
+            log.warning("Redis events: no answer from Redis for %.0f s; subscribing again", silent)
+            task = loop.create_task(pubsub.connection.disconnect(nowait=True))  # the read ends with an error
+        elif silent >= self._health:
+            task = loop.create_task(pubsub.ping())
+        else:
+            task = None
+        if task is not None:
+            self._chores.add(task)
+            task.add_done_callback(self._chore_done)
+        self._health_timer = loop.call_later(self._health, self._health_check, pubsub)
+
+    def _chore_done(self, task: asyncio.Task[Any]) -> None:
+        self._chores.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the read sees the connection's trouble too
+            log.debug("Redis events: %s", task.exception())
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        handler = self._handlers.get(channel)
         if handler is not None:
             try:
-                handler(message["data"])
+                handler(data)
             except Exception:
-                log.exception("Redis events: the handler of %r failed", message["channel"])
+                log.exception("Redis events: the handler of %r failed", channel)
 
 
 __all__ = ["Events", "Handler"]

@@ -24,6 +24,14 @@ The rules are the ``ResultStore``'s (``results.py``); the layout is in
   a waiter is registered before the record is read, and every waiter is re-checked
   after each (re)subscription, so no ``finish`` is missed. A ``finish`` in this
   process wakes this process's waiters at once.
+- The finished records this process stored (``finished_here``; the newest
+  ``LOCAL_RECORDS``, ``LOCAL_BYTES`` at most) are read from memory, not Redis: a
+  finished record never changes, and every script that drops or replaces one
+  (delete, sweep, eviction by the bounds, an expired key) says so on ``{ns}:done``
+  (``x`` + the ids), so every process forgets it. They are kept only while that
+  channel is subscribed: a record whose finish raced with its drop is not kept,
+  and each (re)subscription forgets them all (a drop may have gone by unseen).
+  The TTL is checked on every read, as for a record read from Redis.
 
 Use from one event loop. ``close()`` closes the pub/sub connection and the link.
 """
@@ -45,6 +53,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 1000  # records dropped by one sweep script: a script blocks Redis while it runs
 READ_BATCH = 256  # records read by one script call at most
+LOCAL_RECORDS, LOCAL_BYTES = 16_384, 16 << 20  # finished records this process stored, read from memory
 
 
 def packed(record: JobRecord) -> tuple[bytes, int, str, str, Any]:
@@ -93,6 +102,9 @@ class RedisResultStore(ResultStore):
         self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._reads = Batcher(self._read, READ_BATCH)  # the reads of one loop turn: one script call
+        self._local: dict[str, JobRecord] = {}  # finished records stored here, oldest first
+        self._local_bytes = 0
+        self._finishing: dict[str, bool] = {}  # id -> dropped meanwhile, while its outcome is being stored
 
     def record_key(self, result_id: str) -> str:
         return f"{self.namespace}:r:{result_id}"
@@ -103,15 +115,22 @@ class RedisResultStore(ResultStore):
         return None if bound is None else unpacked(*bound[1:])
 
     async def finish(self, record: JobRecord) -> bool:
-        reply = await self.link.run(
-            "finish", self.namespace, self.max_results, self.max_bytes, record.id, *packed(record)
-        )
-        stored = self.outcome(record, reply)
+        kept: list[JobRecord | None] = []
+        self.finishing([record.id])
+        try:
+            reply = await self.link.run(
+                "finish", self.namespace, self.max_results, self.max_bytes, record.id, *packed(record)
+            )
+            stored = self.outcome(record, reply)
+            kept.append(stored if reply[0] else None)
+        finally:
+            self.finished_here([record.id], kept)
         if stored.done:
             self.wake(stored)
         return bool(reply[0])
 
     async def delete(self, result_id: str) -> JobRecord | None:
+        self._forget(result_id)
         kept = await self.link.run("delete", self.namespace, result_id)
         return None if kept is None else unpacked(*kept)
 
@@ -129,6 +148,9 @@ class RedisResultStore(ResultStore):
 
     async def wait(self, result_id: str, timeout: float) -> JobRecord | None:
         """As ``ResultStore.wait``, in one read: the waiter is registered first, then the record read."""
+        local = self._local.get(result_id) if self.events.subscribed else None
+        if local is not None and not self.expired(local, self._clock()):
+            return local
         if timeout <= 0:
             return await self.get(result_id)
         waiter = self._register(result_id)
@@ -161,6 +183,29 @@ class RedisResultStore(ResultStore):
             return unpacked(reply[1], reply[2], reply[3]) or record
         return record
 
+    def finishing(self, result_ids: list[str]) -> None:
+        """The outcomes of ``result_ids`` are about to be stored; then call ``finished_here``, come what may."""
+        self._listen()
+        for result_id in result_ids:
+            self._finishing[result_id] = False
+
+    def finished_here(self, result_ids: list[str], kept: list[JobRecord | None]) -> None:
+        """After ``finishing(result_ids)``: keep in memory the finished records Redis keeps (``kept``, in order).
+
+        None (or missing): not kept in Redis, or the store failed. A record dropped since
+        ``finishing``, or while the done channel was not subscribed, is not kept here.
+        """
+        for position, result_id in enumerate(result_ids):
+            dropped = self._finishing.pop(result_id, True)
+            record = kept[position] if position < len(kept) else None
+            if record is None or dropped or not record.done or not self.events.subscribed:
+                continue
+            self._forget(result_id)
+            self._local[result_id] = record
+            self._local_bytes += record.nbytes
+            while len(self._local) > LOCAL_RECORDS or self._local_bytes > LOCAL_BYTES:
+                self._forget(next(iter(self._local)))
+
     def wake(self, record: JobRecord) -> None:
         """Give a finished ``record`` to this process's waiters for it."""
         for waiter in self._waiters.pop(record.id, ()):
@@ -170,7 +215,8 @@ class RedisResultStore(ResultStore):
     # --- hooks -------------------------------------------------------------------------
 
     async def _get(self, result_id: str) -> JobRecord | None:
-        return await self._reads(result_id)
+        local = self._local.get(result_id) if self.events.subscribed else None
+        return local if local is not None else await self._reads(result_id)
 
     async def _read(self, result_ids: list[str]) -> list[JobRecord | None]:
         return [unpacked(*fields) for fields in await self.link.run("get", self.namespace, *result_ids)]
@@ -187,10 +233,13 @@ class RedisResultStore(ResultStore):
 
     # --- waiters -------------------------------------------------------------------------
 
-    def _register(self, result_id: str) -> asyncio.Future[JobRecord]:
+    def _listen(self) -> None:
         if not self._listening:
             self.events.on(self.done_channel, self._on_done, self._recheck)
             self._listening = True
+
+    def _register(self, result_id: str) -> asyncio.Future[JobRecord]:
+        self._listen()
         waiter: asyncio.Future[JobRecord] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(result_id, []).append(waiter)
         return waiter
@@ -203,18 +252,37 @@ class RedisResultStore(ResultStore):
                 del self._waiters[result_id]
 
     def _on_done(self, message: bytes) -> None:
-        """A record finished on some node: ``i`` + its id (read it), or ``r`` + the record, not kept."""
-        if message[:1] == b"r":
+        """A record finished on some node: ``i`` + its id (read it), or ``r`` + the record, not kept;
+        or finished records were dropped: ``x`` + their ids."""
+        kind = message[:1]
+        if kind == b"r":
             self.wake(JobRecord.from_bytes(message[1:]))
-            return
-        result_id = message[1:].decode()
-        if result_id in self._waiters:
-            self._fetch([result_id])
+        elif kind == b"x":
+            import msgpack  # type: ignore[import-untyped]
+
+            for result_id in msgpack.unpackb(message[1:]):
+                self._forget(result_id)
+        else:
+            result_id = message[1:].decode()
+            if result_id in self._waiters:
+                self._fetch([result_id])
 
     def _recheck(self) -> None:
-        """(Re)subscribed: a finish may have gone by unseen, so read what the waiters wait for."""
+        """(Re)subscribed: a finish or a drop may have gone by unseen: read what the waiters wait for, and
+        forget the records kept in memory."""
+        self._local.clear()
+        self._local_bytes = 0
+        for result_id in self._finishing:
+            self._finishing[result_id] = True
         if self._waiters:
             self._fetch(list(self._waiters))
+
+    def _forget(self, result_id: str) -> None:
+        record = self._local.pop(result_id, None)
+        if record is not None:
+            self._local_bytes -= record.nbytes
+        if result_id in self._finishing:
+            self._finishing[result_id] = True
 
     def _fetch(self, result_ids: list[str]) -> None:
         task = asyncio.get_running_loop().create_task(self._wake_finished(result_ids))

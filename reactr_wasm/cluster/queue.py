@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from reactr_wasm.backends.batching import Batcher
@@ -114,31 +115,46 @@ class JobQueue:
 
     # --- consuming -------------------------------------------------------------------------
 
-    async def consume(self, runnables: Iterable[str], count: int, block: float) -> list[Delivery]:
+    async def consume(self, runnables: Iterable[str], count: int, block: float, *, ahead: int = 0) -> list[Delivery]:
         """Up to ``count`` new jobs of each of ``runnables`` for this consumer, waiting up to ``block`` s for one.
 
         Each comes with its state (run it, or cancelled, or done already) and attempt.
+        ``ahead`` > 0: the caller takes up to ``ahead`` jobs in all, these included, and
+        consumes again at once: the next read (of the rest, same runnables) goes in the same
+        write as the script deciding about these, and the next ``consume`` answers with
+        its reply, whatever it asks (one write to Redis less per batch).
         """
         names = sorted(runnables)
-        if not names or count < 1:
+        if self.link.ahead:
+            reply = await self._read(self.link.read_ahead())
+        elif not names or count < 1:
             await asyncio.sleep(block)
             return []
-        await self._ensure_groups(names)
+        else:
+            await self._ensure_groups(names)
+            reply = await self._read(self.link.read(*self._read_command(names, count, block), block=block))
+        streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # raw reply: RESP3 or RESP2 shape
+        prefix = len(self.stream(""))
+        entries = [
+            (stream.decode()[prefix:], entry, _field(fields, b"j"))
+            for stream, items in streams_items for entry, fields in items if fields is not None
+        ]  # fmt: skip
+        left = ahead - len(entries)
+        read = self._read_command(names, math.ceil(left / len(names)), block) if names and left > 0 else None
+        return await self._begin(entries, read, block)
+
+    def _read_command(self, names: list[str], count: int, block: float) -> tuple[Any, ...]:
         streams = [self.stream(name) for name in names]
-        command = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count, "BLOCK", int(block * 1000))
+        return ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count, "BLOCK", int(block * 1000),
+                "STREAMS", *streams, *[">"] * len(streams))  # fmt: skip
+
+    async def _read(self, reading: Awaitable[Any]) -> Any:
         try:
-            reply = await self.link.read(*command, "STREAMS", *streams, *[">"] * len(streams), block=block)
+            return await reading
         except BackendUnavailable as error:
             if "NOGROUP" in str(error):  # Redis lost the stream (restarted without persistence): make it again
                 self._grouped.clear()
             raise
-        streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # RESP3 or RESP2 shape
-        prefix = len(self.stream(""))
-        entries = [
-            (stream.decode()[prefix:], entry, fields)
-            for stream, items in streams_items for entry, fields in items if fields is not None
-        ]  # fmt: skip
-        return await self._begin(entries)
 
     async def reclaim(self, runnables: Iterable[str], count: int) -> list[Delivery]:
         """Up to ``count`` jobs of ``runnables`` idle longer than the visibility timeout, now this consumer's.
@@ -149,26 +165,34 @@ class JobQueue:
         names = sorted(runnables)
         await self._ensure_groups(names)
         idle = int(self.visibility_timeout * 1000)
-        entries: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        entries: list[tuple[str, bytes, bytes | None]] = []
         for name in names:
             if len(entries) >= count:
                 break
             left = count - len(entries)
             reply = await self.link.call("XAUTOCLAIM", self.stream(name), GROUP, self.consumer, idle, "0-0",
                                          "COUNT", left)  # fmt: skip
-            entries += [(name, entry, fields) for entry, fields in reply[1] if fields is not None]
+            entries += [(name, entry, fields.get(b"j")) for entry, fields in reply[1] if fields is not None]
         deliveries = await self._begin(entries)
         return [
             d._replace(state=State.DEAD) if d.attempt > self.max_deliveries and d.state is State.RUN else d
             for d in deliveries
         ]
 
-    async def _begin(self, entries: list[tuple[str, bytes, dict[bytes, bytes]]]) -> list[Delivery]:
+    async def _begin(
+        self, entries: list[tuple[str, bytes, bytes | None]], read: tuple[Any, ...] | None = None, block: float = 0
+    ) -> list[Delivery]:
+        """Per entry (runnable, entry id, its field ``j``): what to do with it, decided by ``begin.lua``.
+
+        ``read``: a blocking read to send in the same write (``RedisLink.run_then_read``).
+        """
         jobs: list[tuple[str, str, QueuedJob]] = []
-        for name, entry, fields in entries:
+        for name, entry, message in entries:
             try:
-                jobs.append((name, entry.decode(), QueuedJob.from_bytes(fields[b"j"])))
-            except (KeyError, ValueError) as error:  # not ours: drop it rather than choke on it forever
+                if message is None:
+                    raise ValueError("no field 'j'")
+                jobs.append((name, entry.decode(), QueuedJob.from_bytes(message)))
+            except ValueError as error:  # not ours: drop it rather than choke on it forever
                 log.error("stream %s entry %s is not a job (%s); dropped", self.stream(name), entry, error)
                 await self.link.run("ack", self.namespace, GROUP, name, entry, "")
         if not jobs:
@@ -176,7 +200,10 @@ class JobQueue:
         args: list[Any] = [self.namespace, GROUP, self.consumer, self._clock()]
         for name, entry_id, job in jobs:
             args += (name, entry_id, job.id)
-        replies = await self.link.run("begin", *args)
+        if read is None:
+            replies = await self.link.run("begin", *args)
+        else:
+            replies = await self.link.run_then_read("begin", tuple(args), read, block=block)
         return [
             Delivery(name, entry, job, int(reply[1]), State(reply[0].decode()),
                      unpacked(*reply[2:5]) if reply[0] == b"d" else None)
@@ -208,8 +235,15 @@ class JobQueue:
             dead = delivery.state is State.DEAD
             args += (delivery.runnable, delivery.entry, record.id, d, nbase, finished, "1" if ack else "0",
                      delivery.attempt - 1 if dead else "", record.error_message if dead else "")  # fmt: skip
-        replies = await self.link.run("complete", *args)
-        kept = [self.store.outcome(outcome.record, reply) for outcome, reply in zip(outcomes, replies, strict=True)]
+        ids = [outcome.record.id for outcome in outcomes]
+        here: list[JobRecord | None] = []  # what Redis keeps, for the store's memory
+        self.store.finishing(ids)
+        try:
+            replies = await self.link.run("complete", *args)
+            kept = [self.store.outcome(outcome.record, reply) for outcome, reply in zip(outcomes, replies, strict=True)]
+            here = [record if reply[0] else None for record, reply in zip(kept, replies, strict=True)]
+        finally:
+            self.store.finished_here(ids, here)
         for record in kept:
             self.store.wake(record)
         return kept
@@ -269,6 +303,12 @@ class JobQueue:
         """Cancel a job wherever it is: a queued one is skipped when consumed, a running one is told to stop."""
         await self.link.run("cancel", self.namespace, result_id, int(CANCEL_MARK_SECONDS * 1000))
 
+
+def _field(fields: list[bytes] | dict[bytes, bytes], name: bytes) -> bytes | None:
+    """Field ``name`` of a raw stream entry: a flat list (RESP2) or a map (RESP3)."""
+    if isinstance(fields, dict):
+        return fields.get(name)
+    return next((value for key, value in zip(fields[::2], fields[1::2], strict=True) if key == name), None)
 
 
 __all__ = ["GROUP", "JobQueue", "Outcome"]

@@ -164,7 +164,8 @@ class ClusterWorker:
                 continue
             names = list(self._runnables())
             try:
-                deliveries = await self.queue.consume(names, math.ceil(free / max(1, len(names))), self.block)
+                count = math.ceil(free / max(1, len(names)))
+                deliveries = await self.queue.consume(names, count, self.block, ahead=free)
             except Exception as error:
                 await self._failed("taking jobs", error, backoff)
                 continue

@@ -9,7 +9,9 @@
 --   NS:bytes    the sum of every kept record's n
 --   NS:seq      the last order of arrival given
 --   NS:k:KEY    the ID an Idempotency-Key is bound to
---   NS:done     channel: 'i' .. ID when a kept record finished, 'r' .. packed record when it was not kept
+--   NS:done     channel: 'i' .. ID when a kept record finished, 'r' .. packed record when it was not kept,
+--               'x' .. msgpack list of the IDs of finished records a script dropped or replaced (one
+--               message per script call; nodes keep the records they finished, and forget these)
 -- Times are the nodes' wall clocks in seconds (the store's clock), passed in ARGV.
 
 local NS = ARGV[1]
@@ -18,13 +20,20 @@ local AGE, FIN, BYTES, SEQ, DONE = NS .. ':age', NS .. ':fin', NS .. ':bytes', N
 local function record_key(id) return NS .. ':r:' .. id end
 local function key_key(key) return NS .. ':k:' .. key end
 
+-- The IDs of finished records this script call dropped or replaced: published once at its end.
+local DROPPED = {}
+local function publish_dropped()
+  if #DROPPED > 0 then redis.call('PUBLISH', DONE, 'x' .. cmsgpack.pack(DROPPED)) end
+end
+
 -- Forget a record, its place in the indexes, its bytes and its key binding. Whether it was kept.
 local function drop(id)
   local r = record_key(id)
-  local kept = redis.call('HMGET', r, 'n', 'k')
+  local kept = redis.call('HMGET', r, 'n', 'k', 't')
   redis.call('ZREM', AGE, id)
   redis.call('ZREM', FIN, id)
   if not kept[1] then return false end
+  if kept[3] then DROPPED[#DROPPED + 1] = id end
   redis.call('DEL', r)
   redis.call('DECRBY', BYTES, kept[1])
   if kept[2] and redis.call('GET', key_key(kept[2])) == id then redis.call('DEL', key_key(kept[2])) end
@@ -63,7 +72,9 @@ end
 -- `key`, `fp` and `finished` are '' when absent; `nbase` is its size without the key.
 local function put(id, d, nbase, key, fp, finished, max_results, max_bytes)
   local r = record_key(id)
-  local old = redis.call('HGET', r, 'n')
+  local old = redis.call('HMGET', r, 'n', 't')
+  if old[2] then DROPPED[#DROPPED + 1] = id end
+  old = old[1]
   if old then
     redis.call('DEL', r)
     redis.call('DECRBY', BYTES, old)
