@@ -138,3 +138,12 @@ def test_inputs_and_results_beyond_the_driver_stage_take_the_long_way(engine: Wa
     for size in (*sizes, OUTPUT_CAPACITY - 7, OUTPUT_CAPACITY - 6, OUTPUT_CAPACITY - 5, 0):
         data = bytes(i % 251 for i in range(size))
         assert echo.run(data) == b"hello " + data
+
+
+def test_a_fresh_instance_starts_from_the_module_whatever_the_last_job_wrote(engine: WasmEngine) -> None:
+    # Fresh slots are reused by the pooling allocator, part of their memory and table kept
+    # resident: each must come back as the module defines it (memory, data, table, size).
+    reused = engine.load("scribble", wat_module("scribble"))
+    fresh = engine.load("scribble-fresh", wat_module("scribble"), isolation="fresh")
+    assert [reused.run(b"") for _ in range(3)] == [b"\x00\x00Af\x03", b"\x01\x01Zg\x04", b"\x02\x02Zg\x05"]
+    assert [fresh.run(b"") for _ in range(200)] == [b"\x00\x00Af\x03"] * 200

@@ -202,6 +202,12 @@ def use_pooling(config: Config, instances: int, memory_bytes: int) -> None:
             # are 20,000 table elements and 1 MiB of instance state).
             ("table_elements", 65536),
             ("max_core_instance_size", 8 * 1024 * 1024),
+            # A slot's first 64 KiB of memory and 8 KiB of table stay mapped when its instance
+            # goes: wasmtime resets them in place for the next instance (zeroed, the module's
+            # data and elements written again) instead of unmapping them, which saved the next
+            # fresh job its first page faults: ~15 % of a Rust echo, ~40 % of an AssemblyScript one.
+            ("linear_memory_keep_resident", 64 * 1024),
+            ("table_keep_resident", 8 * 1024),
             ("total_stacks", 0),  # stacks are for async calls, which the host never makes
             ("total_component_instances", 0),
             ("total_gc_heaps", 0),
