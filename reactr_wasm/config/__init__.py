@@ -64,7 +64,7 @@ from reactr_wasm.config.checks import (
     text,
     toml_key,
 )
-from reactr_wasm.config.cluster import CLUSTER, ClusterConfig, check_cluster
+from reactr_wasm.config.cluster import CLUSTER, ClusterConfig, check_cluster, visibility_problem
 from reactr_wasm.config.egress import EGRESS, EgressSettings, finish_egress
 from reactr_wasm.errors import ConfigError
 from reactr_wasm.limits import MIB, QUEUE_SIZE, Limits
@@ -82,9 +82,11 @@ __all__ = [
     "RunnableConfig",
     "ServerConfig",
     "dump_toml",
+    "job_timeouts",
     "load_config",
     "parse_config",
     "parse_size",
+    "visibility_problem",
 ]
 
 
@@ -206,6 +208,12 @@ class Config:
         return data
 
 
+def job_timeouts(limits: LimitsConfig, runnables: dict[str, RunnableConfig]) -> list[tuple[str, float]]:
+    """Every job timeout a config sets, as ``(dotted key, seconds)``: the default and each runnable's own."""
+    timeouts = [("limits.timeout", limits.timeout)]
+    return timeouts + [(f"runnables.{toml_key(n)}.timeout", r.timeout) for n, r in runnables.items() if r.timeout]
+
+
 def _runnable_data(overrides: RunnableConfig) -> dict[str, Any]:
     data = asdict(overrides)
     data["http"] = redact_table(dict(overrides.http))
@@ -314,9 +322,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, base: Path, env: Mappi
     if callbacks is not None and callbacks.backoff_max < callbacks.backoff:
         reader.problem("callbacks.backoff_max", f"must be at least callbacks.backoff ({callbacks.backoff})")
     limits = sections.get("limits") or LimitsConfig()
-    timeouts = [("limits.timeout", limits.timeout)]
-    timeouts += [(f"runnables.{toml_key(n)}.timeout", r.timeout) for n, r in runnables.items() if r.timeout]
-    check_cluster(reader, sections.get("cluster"), timeouts)
+    check_cluster(reader, sections.get("cluster"), job_timeouts(limits, runnables))
     if reader.problems:
         raise ConfigError("\n".join(reader.problems))
     paths = {key: base / os.path.expanduser(value) for key, value in top.items()}

@@ -63,17 +63,24 @@ CLUSTER = {
 }
 
 
-def check_cluster(reader: Reader, cluster: ClusterConfig | None, timeouts: Iterable[tuple[str, float]]) -> None:
-    """In Redis mode, the visibility timeout must outlast every job timeout (``(dotted key, seconds)``)."""
+def visibility_problem(cluster: ClusterConfig | None, timeouts: Iterable[tuple[str, float]]) -> str | None:
+    """Why Redis mode's visibility timeout is too short for the job timeouts (``(dotted key, seconds)``), or None."""
     if cluster is None or not cluster.enabled:
-        return
+        return None
     key, longest = max(timeouts, key=lambda item: item[1])
-    if cluster.visibility_timeout <= longest:
-        reader.problem(
-            "cluster.visibility_timeout",
-            f"must be longer than the longest job timeout ({key} = {longest:g} s), "
-            f"or another node takes over jobs still running; got {cluster.visibility_timeout:g}",
-        )
+    if cluster.visibility_timeout > longest:
+        return None
+    return (
+        f"must be longer than the longest job timeout ({key} = {longest:g} s), "
+        f"or another node takes over jobs still running; got {cluster.visibility_timeout:g}"
+    )
 
 
-__all__ = ["CLUSTER", "ClusterConfig", "check_cluster"]
+def check_cluster(reader: Reader, cluster: ClusterConfig | None, timeouts: Iterable[tuple[str, float]]) -> None:
+    """In Redis mode, the visibility timeout must outlast every job timeout (``visibility_problem``)."""
+    problem = visibility_problem(cluster, timeouts)
+    if problem is not None:
+        reader.problem("cluster.visibility_timeout", problem)
+
+
+__all__ = ["CLUSTER", "ClusterConfig", "check_cluster", "visibility_problem"]

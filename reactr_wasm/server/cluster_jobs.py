@@ -34,7 +34,7 @@ from reactr_wasm.cluster.messages import Delivery, QueuedJob
 from reactr_wasm.cluster.nodes import Nodes, new_node_id
 from reactr_wasm.cluster.queue import JobQueue
 from reactr_wasm.cluster.worker import ClusterWorker
-from reactr_wasm.config import Config
+from reactr_wasm.config import Config, job_timeouts, visibility_problem
 from reactr_wasm.errors import ConfigError, RunnableNotFound
 from reactr_wasm.scheduler.job import new_result_id
 from reactr_wasm.scheduler.reactr import Reactr
@@ -157,14 +157,9 @@ class ClusterJobs:
 
 def _check_timeouts(config: Config) -> None:
     """The config file's rule (``check_cluster``), also when ``--redis`` turned Redis mode on after it was read."""
-    timeouts = [("limits.timeout", config.limits.timeout)]
-    timeouts += [(f"runnables.{name}.timeout", own.timeout) for name, own in config.runnables.items() if own.timeout]
-    key, longest = max(timeouts, key=lambda item: item[1])
-    if config.cluster.visibility_timeout <= longest:
-        raise ConfigError(
-            f"cluster.visibility_timeout must be longer than the longest job timeout ({key} = {longest:g} s), "
-            f"or another node takes over jobs still running; got {config.cluster.visibility_timeout:g}"
-        )
+    problem = visibility_problem(config.cluster, job_timeouts(config.limits, config.runnables))
+    if problem is not None:
+        raise ConfigError(f"cluster.visibility_timeout {problem}")
 
 
 __all__ = ["ClusterJobs"]
