@@ -88,6 +88,14 @@ def _can_connect(port: int) -> bool:
 # ---------------------------------------------------------------- reactr-wasm serve
 
 
+def serve_command(args: Sequence[str | Path], port: int) -> list[str]:
+    """The command line of ``reactr-wasm serve ARGS --port PORT`` run from this checkout (with ``SERVE_ENV``)."""
+    return [sys.executable, "-m", "reactr_wasm", "serve", *map(str, args), "--port", str(port)]
+
+
+SERVE_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
 @contextlib.contextmanager
 def serve_process(
     args: Sequence[str | Path], env: Mapping[str, str] | None = None, timeout: float = 30.0
@@ -99,9 +107,8 @@ def serve_process(
     """
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "reactr_wasm", "serve", *map(str, args), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-        env=dict(env) if env is not None else {**os.environ, "PYTHONPATH": str(ROOT)},
+        serve_command(args, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        env=dict(env) if env is not None else SERVE_ENV,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
@@ -126,7 +133,7 @@ class ServeProcess:
 
     def __init__(self, args: Sequence[str | Path], *, port: int | None = None, logs: Path) -> None:
         self.port = port if port is not None else free_port()
-        self.args = [sys.executable, "-m", "reactr_wasm", "serve", *map(str, args), "--port", str(self.port)]
+        self.args = serve_command(args, self.port)
         self.logfile = logs / f"serve-{self.port}.log"
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -134,8 +141,7 @@ class ServeProcess:
     def start(self, timeout: float = START_TIMEOUT) -> str:
         with self.logfile.open("ab") as log:
             self.process = subprocess.Popen(
-                self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=SERVE_ENV,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while not _health_ok(self.url):

@@ -105,6 +105,6 @@ def test_the_request_mode_curl_answers_as_shown(tmp_path: Path) -> None:
     folder = tmp_path / "runnables"
     folder.mkdir()
     shutil.copy(RUNNABLES / "transform.wasm", folder)
-    with serve_process(["--dir", str(folder)], {**os.environ, "PYTHONPATH": str(ROOT)}) as (_, base):
+    with serve_process(["--dir", str(folder)]) as (_, base):
         status, body = request(url.replace("localhost:8080", base), data.encode())
     assert (status, json.loads(body)) == (200, json.loads(answer))
