@@ -134,6 +134,47 @@ async def test_consume_ahead_sends_the_next_read_with_the_begin_script(node: Nod
     assert last.job.id == third[0].id
 
 
+async def test_a_submit_that_takes_its_job_delivers_it_to_its_own_consumer(node: Node, raw: redis.Redis) -> None:
+    a, b = await node("node-a"), await node("node-b")
+    consumer = asyncio.create_task(b.consume(["echo"], 10, 0.5))  # another node waiting for jobs meanwhile
+    await asyncio.sleep(0.1)
+    record, queued = job()
+    taken = await a.submit(record, queued, take=True)
+    assert isinstance(taken, Delivery)
+    assert (taken.job, taken.attempt, taken.state, taken.runnable) == (queued, 1, State.RUN, "echo")
+    assert await consumer == []  # it never saw the job
+    [held] = raw.xpending_range(a.stream("echo"), GROUP, "-", "+", 10)
+    assert (held["consumer"], held["message_id"].decode(), held["times_delivered"]) == (b"node-a", taken.entry, 1)
+    running = await b.store.get(record.id)
+    assert running is not None and running.status is JobStatus.RUNNING  # as after begin.lua
+
+    finished = done(taken, b"ok")
+    assert await a.complete([Outcome(taken, finished)]) == [finished]
+    assert raw.xlen(a.stream("echo")) == 0 and pending(raw, a) == 0
+
+
+async def test_a_submit_that_takes_gets_the_oldest_waiting_job_first(node: Node, raw: redis.Redis) -> None:
+    a = await node("node-a")
+    first, second = job(payload=b"first"), job(payload=b"second")
+    assert await a.submit(*first) is None  # queued for any node; nobody consumed it yet
+    taken = await a.submit(*second, take=True)
+    assert isinstance(taken, Delivery) and taken.job == first[1] and taken.state is State.RUN
+    assert (await a.store.get(second[0].id)) == second[0]  # still queued, for whichever node reads next
+    [left] = await a.consume(["echo"], 10, 0.5)
+    assert left.job == second[1] and pending(raw, a) == 2
+
+
+async def test_a_taking_submit_still_honours_keys_and_bounds(node: Node, raw: redis.Redis) -> None:
+    a = await node("node-a")
+    record, queued = job(key="order-7")
+    assert isinstance(await a.submit(record, queued, take=True), Delivery)
+    again = job(key="order-7")
+    assert await a.submit(*again, take=True) == record  # the key's job: nothing queued, nothing taken
+    with pytest.raises(QueueFull):
+        await a.submit(*job(), max_queue=1, take=True)
+    assert raw.xlen(a.stream("echo")) == 1 and pending(raw, a) == 1
+
+
 async def test_a_full_stream_refuses_a_submit(node: Node, raw: redis.Redis) -> None:
     a = await node("node-a")
     for _ in range(2):

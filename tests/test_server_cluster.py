@@ -65,19 +65,19 @@ class Cluster:
         self.url, self.namespace = url, f"s-{new_result_id()}"
         self.nodes: list[Node] = []
 
-    def config(self, **server: Any) -> Config:
+    def config(self, prefetch: int = 64, **server: Any) -> Config:
         server.setdefault("drain_timeout", 5.0)
         return Config(
             server=ServerConfig(**server),
             callbacks=CallbackConfig(allow_private=True, backoff=0.05, backoff_max=0.1),
-            cluster=ClusterConfig(redis=self.url, namespace=self.namespace, heartbeat=0.2),
+            cluster=ClusterConfig(redis=self.url, namespace=self.namespace, heartbeat=0.2, prefetch=prefetch),
         )
 
-    async def node(self, *runnables: str, announce: bool = True, **server: Any) -> Node:
+    async def node(self, *runnables: str, announce: bool = True, prefetch: int = 64, **server: Any) -> Node:
         reactr = Reactr()
         for name in runnables:
             wasm(reactr, name, timeout=30.0)
-        app = create_app(reactr, self.config(**server))
+        app = create_app(reactr, self.config(prefetch, **server))
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         node = Node(reactr, client)
@@ -126,6 +126,31 @@ async def test_a_job_submitted_on_a_is_read_on_b(cluster: Cluster) -> None:
     assert headers["Location"] == f"/then/{result_id}"
     assert (await b.request("GET", f"/then/{result_id}?wait=10"))[:2] == (200, b"hello world")
     assert (await b.request("GET", f"/jobs/{result_id}"))[1]["status"] == "succeeded"
+
+
+async def test_a_node_runs_the_jobs_it_accepts_while_it_has_room_and_queues_the_rest(cluster: Cluster) -> None:
+    a = await cluster.node("slow", prefetch=2)  # room for 2: one taken at submit, one for its read
+    b = await cluster.node("slow")
+    raw = redis.Redis.from_url(cluster.url)
+    stream = f"{cluster.namespace}:q:slow"
+
+    def holders() -> list[str]:
+        return [row["consumer"].decode() for row in raw.xpending_range(stream, "reactr", "-", "+", 10)]
+
+    assert a.server.cluster is not None
+    ids = [(await a.request("POST", "/do/slow", data=b"2000000000"))[1]["resultId"]]  # ~1.4 s
+    assert holders() == [a.server.node_id]  # taken by A in its submit: held before the 200, no read
+    for _ in range(2):  # A is full now, or once its read brings one of these: the other goes to B
+        ids.append((await a.request("POST", "/do/slow", data=b"2000000000"))[1]["resultId"])
+        assert a.server.cluster.worker.held <= 2
+    deadline = time.monotonic() + 5
+    while b.server.node_id not in holders():
+        assert time.monotonic() < deadline, holders()
+        await asyncio.sleep(0.02)
+    assert a.server.cluster.worker.held <= 2 and holders().count(a.server.node_id) <= 2
+    for result_id in ids:
+        assert (await b.request("GET", f"/then/{result_id}?wait=20"))[:2] == (200, b"done")
+    raw.close()
 
 
 async def test_then_true_for_a_runnable_only_another_node_has_goes_through_the_queue(cluster: Cluster) -> None:

@@ -12,7 +12,10 @@ Keys (besides the store's, ``backends/lua/records.lua``; all under the namespace
 A job's life: ``submit`` (one script: bind the Idempotency-Key or find the job
 holding it, XADD, keep the queued record) answers only once Redis has it. A node
 ``consume``s (XREADGROUP), and ``begin.lua`` tells it per entry whether to run it,
-skip it as cancelled, or not run it again because its outcome is stored. The node
+skip it as cancelled, or not run it again because its outcome is stored. A node
+submitting a job it can run itself may ``take`` it in the same script: the entry
+is delivered to its consumer there (as a read would), and no other node sees it
+unless it is reclaimed. The node
 runs it, then ``complete`` stores the outcome and acknowledges the entry in one
 script (the first outcome stored stands). A node dead or stuck stops ``extend``ing
 what it holds; after ``visibility_timeout`` seconds idle another node ``reclaim``s
@@ -44,7 +47,17 @@ SUBMIT_BATCH = 256  # submits sent in one script call at most
 CANCEL_MARK_SECONDS = 86_400.0  # a cancel mark outlives any sane wait in the queue
 
 
-Submit = tuple[JobRecord, QueuedJob, int]  # record, job, max_queue
+Submit = tuple[JobRecord, QueuedJob, int, bool]  # record, job, max_queue, take
+
+
+class _Older(NamedTuple):
+    """A submit with ``take`` got an older entry of the stream for this consumer (not the one it added)."""
+
+    entry: bytes
+    message: bytes
+
+
+Submitted = JobRecord | _Older | str | None  # kept record, an older entry taken, its own entry (id) taken
 
 
 class Outcome(NamedTuple):
@@ -83,34 +96,55 @@ class JobQueue:
         self._clock = clock
         self._submits = Batcher(self._submit_batch, SUBMIT_BATCH)
         self._grouped: set[str] = set()  # runnables whose stream and group this queue made sure of
+        self.reading = 0  # jobs the read under way (or sent ahead) may bring at most
 
     def stream(self, runnable: str) -> str:
         return f"{self.namespace}:q:{runnable}"
 
     # --- submitting ------------------------------------------------------------------------
 
-    async def submit(self, record: JobRecord, job: QueuedJob, *, max_queue: int = 0) -> JobRecord | None:
+    async def submit(
+        self, record: JobRecord, job: QueuedJob, *, max_queue: int = 0, take: bool = False
+    ) -> JobRecord | Delivery | None:
         """Queue ``job`` with its queued ``record``; returns once Redis has both.
 
         Returns None when queued, or the kept record ``record.key`` is bound to
-        (nothing queued: the caller replays or refuses). Raises QueueFull when the
-        runnable's stream holds ``max_queue`` jobs (0: no bound), BackendUnavailable.
-        The submits of one event-loop turn share one script call.
+        (nothing queued: the caller replays or refuses). ``take``: the caller runs
+        the job itself; returns the ``Delivery`` this consumer now holds, as ``consume``
+        would have delivered it: this job's (its first delivery), or an older entry of
+        the same stream when jobs waited before it (this one is then queued for any node).
+        Raises QueueFull when the runnable's stream holds ``max_queue`` jobs (0: no
+        bound), BackendUnavailable. The submits of one event-loop turn share one script call.
         """
-        return await self._submits((record, job, max_queue))
+        submitted = await self._submits((record, job, max_queue, take))
+        if isinstance(submitted, str):
+            return Delivery(job.runnable, submitted, job, 1, State.RUN)
+        if isinstance(submitted, _Older):
+            taken = await self._begin([(job.runnable, submitted.entry, submitted.message)])
+            if not taken:  # not a job: dropped
+                return None
+            return taken[0]
+        return submitted
 
-    async def _submit_batch(self, batch: list[Submit]) -> list[JobRecord | BaseException | None]:
+    async def _submit_batch(self, batch: list[Submit]) -> list[Submitted | BaseException]:
         args: list[Any] = [self.namespace, GROUP, self._clock(), self.store.ttl, self.store.max_results]
-        args.append(self.store.max_bytes)
-        for record, job, max_queue in batch:
-            args += (job.runnable, record.id, *packed(record), job.to_bytes(), max_queue)
+        args += (self.store.max_bytes, self.consumer)
+        for record, job, max_queue, take in batch:
+            args += (job.runnable, record.id, *packed(record), job.to_bytes(), max_queue, "1" if take else "")
         replies = await self.link.run("submit", *args)
-        answers: list[JobRecord | BaseException | None] = []
-        for (_, job, max_queue), reply in zip(batch, replies, strict=True):
-            if reply[0] == b"f":
+        answers: list[Submitted | BaseException] = []
+        for (_, job, max_queue, _), reply in zip(batch, replies, strict=True):
+            kind = reply[0]
+            if kind == b"f":
                 answers.append(QueueFull(f"runnable '{job.runnable}': {max_queue} jobs queued already"))
+            elif kind == b"k":
+                answers.append(unpacked(*reply[2:5]))
+            elif kind == b"t":
+                answers.append(reply[1].decode())
+            elif kind == b"o":
+                answers.append(_Older(reply[2], reply[3]))
             else:
-                answers.append(unpacked(*reply[2:5]) if reply[0] == b"k" else None)
+                answers.append(None)
         return answers
 
     # --- consuming -------------------------------------------------------------------------
@@ -125,14 +159,18 @@ class JobQueue:
         its reply, whatever it asks (one write to Redis less per batch).
         """
         names = sorted(runnables)
-        if self.link.ahead:
-            reply = await self._read(self.link.read_ahead())
-        elif not names or count < 1:
-            await asyncio.sleep(block)
-            return []
-        else:
-            await self._ensure_groups(names)
-            reply = await self._read(self.link.read(*self._read_command(names, count, block), block=block))
+        try:
+            if self.link.ahead:
+                reply = await self._read(self.link.read_ahead())
+            elif not names or count < 1:
+                await asyncio.sleep(block)
+                return []
+            else:
+                await self._ensure_groups(names)
+                self.reading = count * len(names)
+                reply = await self._read(self.link.read(*self._read_command(names, count, block), block=block))
+        finally:
+            self.reading = 0
         streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # raw reply: RESP3 or RESP2 shape
         prefix = len(self.stream(""))
         entries = [
@@ -140,8 +178,10 @@ class JobQueue:
             for stream, items in streams_items for entry, fields in items if fields is not None
         ]  # fmt: skip
         left = ahead - len(entries)
-        read = self._read_command(names, math.ceil(left / len(names)), block) if names and left > 0 else None
-        return await self._begin(entries, read, block)
+        if not names or left <= 0:
+            return await self._begin(entries)
+        each = math.ceil(left / len(names))
+        return await self._begin(entries, self._read_command(names, each, block), block, each * len(names))
 
     def _read_command(self, names: list[str], count: int, block: float) -> tuple[Any, ...]:
         streams = [self.stream(name) for name in names]
@@ -180,11 +220,16 @@ class JobQueue:
         ]
 
     async def _begin(
-        self, entries: list[tuple[str, bytes, bytes | None]], read: tuple[Any, ...] | None = None, block: float = 0
+        self,
+        entries: list[tuple[str, bytes, bytes | None]],
+        read: tuple[Any, ...] | None = None,
+        block: float = 0,
+        reading: int = 0,
     ) -> list[Delivery]:
         """Per entry (runnable, entry id, its field ``j``): what to do with it, decided by ``begin.lua``.
 
-        ``read``: a blocking read to send in the same write (``RedisLink.run_then_read``).
+        ``read``: a blocking read to send in the same write (``RedisLink.run_then_read``),
+        which may bring up to ``reading`` jobs.
         """
         jobs: list[tuple[str, str, QueuedJob]] = []
         for name, entry, message in entries:
@@ -203,7 +248,12 @@ class JobQueue:
         if read is None:
             replies = await self.link.run("begin", *args)
         else:
-            replies = await self.link.run_then_read("begin", tuple(args), read, block=block)
+            self.reading = reading
+            try:
+                replies = await self.link.run_then_read("begin", tuple(args), read, block=block)
+            finally:
+                if not self.link.ahead:
+                    self.reading = 0
         return [
             Delivery(name, entry, job, int(reply[1]), State(reply[0].decode()),
                      unpacked(*reply[2:5]) if reply[0] == b"d" else None)

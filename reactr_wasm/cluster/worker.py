@@ -2,9 +2,11 @@
 
 Three tasks on the event loop:
 
-- consume: takes batches from the runnables' streams (at most ``prefetch`` jobs
-  held at once) and starts each on the local ``Reactr``; a job whose state says
-  cancelled, done already or dead is not run;
+- consume: takes batches from the runnables' streams and starts each on the local
+  ``Reactr``; a job whose state says cancelled, done already or dead is not run.
+  Jobs this node took when it submitted them (``can_take``, ``take``) start the same
+  way; reads ask for half the free room at most, so that an idle node has room for
+  those too, and at most ``prefetch`` jobs are held at once;
 - complete: stores finished outcomes in batches (one script per batch: outcome
   stored, then acknowledged), then, for a job with a callback URL, hands the
   stored record to ``deliver`` and acknowledges the entry once that returns;
@@ -163,17 +165,27 @@ class ClusterWorker:
                 await self._space.wait()
                 continue
             names = list(self._runnables())
+            room = free - free // 2  # the other half (if any) is left for the jobs this node takes at submit
             try:
-                count = math.ceil(free / max(1, len(names)))
-                deliveries = await self.queue.consume(names, count, self.block, ahead=free)
+                count = math.ceil(room / max(1, len(names)))
+                deliveries = await self.queue.consume(names, count, self.block, ahead=room)
             except Exception as error:
                 await self._failed("taking jobs", error, backoff)
                 continue
             backoff.reset()
             for delivery in deliveries:
-                self._take(delivery)
+                self.take(delivery)
 
-    def _take(self, delivery: Delivery) -> None:
+    def can_take(self) -> bool:
+        """Whether this node runs a job it submits itself (``JobQueue.submit(take=True)``): started, not
+        stopping, and what it holds plus what its read under way may bring stays under ``prefetch``.
+
+        Reads ask for half the free room at most, so an idle node has room to take jobs too.
+        """
+        return bool(self._tasks) and not self._stopping and len(self._held) + self.queue.reading < self.prefetch
+
+    def take(self, delivery: Delivery) -> None:
+        """Hold ``delivery`` and run it (or settle it, by its state): one consumed, reclaimed, or taken at submit."""
         job = delivery.job
         if job.id in self._held:  # reclaimed from this node itself (an extend came too late): running here
             return
@@ -303,7 +315,7 @@ class ClusterWorker:
                 self.reclaimed += 1
                 log.info("job %s (result %s) reclaimed (delivery %d)",
                          delivery.runnable, delivery.job.id, delivery.attempt)  # fmt: skip
-                self._take(delivery)
+                self.take(delivery)
 
     def _hold(self, delivery: Delivery) -> None:
         self._held[delivery.job.id] = delivery

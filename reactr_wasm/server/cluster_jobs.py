@@ -7,7 +7,9 @@ of the cluster (``docs/cluster.md``):
 - the ``RedisResultStore`` the routes read and write, shared with every node;
 - submits: ``POST /do`` (async, callback, ``then=true`` for a runnable this node
   lacks or with an Idempotency-Key) answers once ``JobQueue.submit`` returned,
-  the job durably in Redis; a runnable no live node serves is refused (404)
+  the job durably in Redis; a job for a runnable this node serves is taken by
+  this node in the same script while its worker has room (``ClusterWorker.can_take``),
+  so it starts at once, without a read; a runnable no live node serves is refused (404)
   from the heartbeat view, without a round trip; the queued job carries its
   HTTP request (``RequestJobs.meta``) so the node running it builds the same
   request job;
@@ -94,7 +96,11 @@ class ClusterJobs:
         record = JobRecord(result_id, name, JobStatus.QUEUED, now,
                            key=key, fingerprint=None if key is None else fingerprint(name, body))  # fmt: skip
         job = QueuedJob(result_id, name, body, None if url is None else str(url), now, meta)
-        kept = await self.queue.submit(record, job, max_queue=self._queue_size(name))
+        take = self.reactr.has(name) and self.worker.can_take()
+        kept = await self.queue.submit(record, job, max_queue=self._queue_size(name), take=take)
+        if isinstance(kept, Delivery):  # this node holds it (or an older job of that runnable) now: run it
+            self.worker.take(kept)
+            kept = None
         if kept is None:
             return record, True
         return replayed(kept, record), False
