@@ -183,7 +183,7 @@ async def test_redis_away_is_a_clear_error_and_its_return_is_noticed() -> None:
         record = queued()
         await store.add(record)
         server.stop(signal.SIGKILL)
-        with pytest.raises(BackendUnavailable, match=r"Redis script get failed: .*(Connection|connect)"):
+        with pytest.raises(BackendUnavailable, match=r"Redis HMGET failed: .*(Connection|connect)"):
             await store.get(record.id)
         server.start()  # without persistence: back, empty
         assert await store.get(record.id) is None
@@ -203,7 +203,7 @@ async def test_redis_that_stops_answering_is_a_clear_error_within_the_timeout() 
         assert server.process is not None
         server.process.send_signal(signal.SIGSTOP)  # up, and silent
         started = time.monotonic()
-        with pytest.raises(BackendUnavailable, match=r"Redis script get: no answer within 1 s"):
+        with pytest.raises(BackendUnavailable, match=r"Redis HMGET: no answer within 1 s"):
             await store.get(record.id)
         with pytest.raises(BackendUnavailable, match=r"Redis XREADGROUP: no answer within 1.5 s"):
             await link.read("XREADGROUP", "GROUP", "g", "c", "BLOCK", 500, "STREAMS", "s", ">", block=0.5)
@@ -277,3 +277,16 @@ async def test_a_channel_added_while_connecting_is_subscribed_too(make_store: Ma
     assert raw.publish(f"{store.namespace}:second", b"hello") == 1
     assert await asyncio.wait_for(heard.get(), 5) == b"hello"
     raw.close()
+
+
+async def test_a_refused_command_in_a_pipeline_fails_the_call_and_leaves_the_link_in_step(service: Service) -> None:
+    link = RedisLink(service.url)
+    key = f"p-{new_result_id()}"
+    try:
+        with pytest.raises(BackendUnavailable, match=r"Redis SET failed: WRONGTYPE"):
+            await link.pipeline([("SET", key, "v"), ("HMGET", key, "a"), ("GET", key)])
+        # every reply of that write was read: the next calls on the same connection get their own
+        assert await link.pipeline([("GET", key), ("STRLEN", key)]) == [b"v", 1]
+        assert await link.pipeline([("DEL", key)]) == [1]
+    finally:
+        await link.close()

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import importlib
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,7 @@ class RedisLink:
         module = import_redis()
         self._errors: type[Exception] = module.exceptions.RedisError
         self._no_script: type[Exception] = module.exceptions.NoScriptError
+        self._refused: type[Exception] = module.exceptions.ResponseError
         # One immediate retry, on a broken connection only (a pooled one the server closed, a
         # restart): a command that timed out may have run, and a second run is not always harmless.
         retry = module.asyncio.retry.Retry(
@@ -129,27 +131,56 @@ class RedisLink:
     async def run(self, name: str, *args: Any) -> Any:
         """Run script ``name`` with ``args`` (its ARGV; no KEYS). Raises BackendUnavailable.
 
-        Scripts are the hot path (every submit, read and outcome), so they go straight to
+        Scripts are the hot path (every submit and outcome), so they go straight to
         a redis-py ``Connection`` kept here (``send_command`` + ``read_response``), past the
         client's per-command layers (pool checkout, retry and telemetry wrappers, reply
         callbacks): measured ~90 µs of CPU per submit instead of ~190 µs, one in flight.
         The call is bounded by the link's watchdog, not a timeout of its own (``_watch``).
         """
         script = self.script(name)
+        return await self._on_kept(f"Redis script {name}", lambda conn: self._eval(conn, script, args))
+
+    async def pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Plain commands in one write, on a connection kept as ``run``'s; their raw replies, in order.
+
+        For reads that need no script: a value that goes through a script is copied into
+        Lua and hashed there byte by byte (measured ~1.2 µs of Redis CPU per KiB, ~80 µs
+        for a 64 KiB record), where a plain ``HMGET`` hands it over as it is. A command
+        Redis refuses fails the call once every reply is read. Raises BackendUnavailable.
+        """
+        replies: list[Any] = await self._on_kept(
+            f"Redis {commands[0][0]}", lambda conn: self._pipelined(conn, commands)
+        )
+        return replies
+
+    async def _pipelined(self, conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies, refused = [], None
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except self._refused as error:  # a reply that is an error: the others are still to be read
+                refused = refused or error
+        if refused is not None:
+            raise refused
+        return replies
+
+    async def _on_kept(self, what: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``work(connection)`` on a kept connection, bounded by the watchdog, sent again once on a broken one."""
         task = self._watch(self.timeout)
         try:
             conn = self._idle.pop() if self._idle else await self._pool.get_connection()
             try:
-                return await self._eval(conn, script, args)
+                return await work(conn)
             except self._broken:  # a connection the server closed (a restart): once more, connecting again
-                return await self._eval(conn, script, args)
+                return await work(conn)
             finally:
                 self._idle.append(conn)  # a connection redis-py closed on an error connects again on its next use
         except self._errors as error:
-            raise BackendUnavailable(f"Redis script {name} failed: {error}") from error
+            raise BackendUnavailable(f"{what} failed: {error}") from error
         except asyncio.CancelledError:
             if self._timed_out(task):  # redis-py closed the connection under the command: no answer can be misread
-                raise BackendUnavailable(f"Redis script {name}: no answer within {self.timeout:g} s") from None
+                raise BackendUnavailable(f"{what}: no answer within {self.timeout:g} s") from None
             raise
         finally:
             self._unwatch(task)

@@ -101,7 +101,7 @@ class RedisResultStore(ResultStore):
         self._waiters: dict[str, list[asyncio.Future[JobRecord]]] = {}
         self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._reads = Batcher(self._read, READ_BATCH)  # the reads of one loop turn: one script call
+        self._reads = Batcher(self._read, READ_BATCH)  # the reads of one loop turn: one write
         self._local: dict[str, JobRecord] = {}  # finished records stored here, oldest first
         self._local_bytes = 0
         self._finishing: dict[str, bool] = {}  # id -> dropped meanwhile, while its outcome is being stored
@@ -219,7 +219,8 @@ class RedisResultStore(ResultStore):
         return local if local is not None else await self._reads(result_id)
 
     async def _read(self, result_ids: list[str]) -> list[JobRecord | None]:
-        return [unpacked(*fields) for fields in await self.link.run("get", self.namespace, *result_ids)]
+        reads = [("HMGET", self.record_key(result_id), "d", "k", "f", "s") for result_id in result_ids]
+        return [unpacked(*fields) for fields in await self.link.pipeline(reads)]
 
     async def _finished(self, result_id: str) -> JobRecord:
         waiter = self._register(result_id)
