@@ -287,6 +287,9 @@ async def test_10000_jobs_over_3_nodes_with_one_killed_and_restarted(folder: Pat
             assert jobs.restart is not None
             await asyncio.wait_for(jobs.restart, 30)
             await eventually(lambda: set(hooks.by_id()) >= set(jobs.accepted), 60, "a callback for every job")
+            # The killed node held jobs (Submitter waits for that): another node takes them over once they
+            # idle past the visibility timeout, even those whose 200 the killed node never sent.
+            await eventually(lambda: any(call.job_attempt > 1 for call in hooks.calls), 30, "a takeover")
             called = time.monotonic()
             wrong = await read_back(session, cluster, jobs.accepted)  # the restarted node answers too
             read = time.monotonic()

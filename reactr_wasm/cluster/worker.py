@@ -185,7 +185,12 @@ class ClusterWorker:
         return bool(self._tasks) and not self._stopping and len(self._held) + self.queue.reading < self.prefetch
 
     def take(self, delivery: Delivery) -> None:
-        """Hold ``delivery`` and run it (or settle it, by its state): one consumed, reclaimed, or taken at submit."""
+        """Hold ``delivery`` and run it (or settle it, by its state): one consumed, reclaimed, or taken at submit.
+
+        Once stopping, a delivery is left alone: not extended, another node reclaims it.
+        """
+        if self._stopping:
+            return
         job = delivery.job
         if job.id in self._held:  # reclaimed from this node itself (an extend came too late): running here
             return

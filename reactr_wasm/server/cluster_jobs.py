@@ -23,6 +23,7 @@ of the cluster (``docs/cluster.md``):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -98,8 +99,8 @@ class ClusterJobs:
         job = QueuedJob(result_id, name, body, None if url is None else str(url), now, meta)
         take = self.reactr.has(name) and self.worker.can_take()
         kept = await self.queue.submit(record, job, max_queue=self._queue_size(name), take=take)
-        if isinstance(kept, Delivery):  # this node holds it (or an older job of that runnable) now: run it
-            self.worker.take(kept)
+        if isinstance(kept, Delivery):  # this node holds it (or an older job of that runnable): run it, once
+            asyncio.get_running_loop().call_soon(self.worker.take, kept)  # this answer is on its way
             kept = None
         if kept is None:
             return record, True
