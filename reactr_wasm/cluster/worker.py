@@ -187,9 +187,10 @@ class ClusterWorker:
     def take(self, delivery: Delivery) -> None:
         """Hold ``delivery`` and run it (or settle it, by its state): one consumed, reclaimed, or taken at submit.
 
-        Once stopping, a delivery is left alone: not extended, another node reclaims it.
+        Once stopped (``stop`` returned), a delivery is left alone: not extended, another node
+        reclaims it; while draining, it is run and stored as the others.
         """
-        if self._stopping:
+        if not self._tasks:
             return
         job = delivery.job
         if job.id in self._held:  # reclaimed from this node itself (an extend came too late): running here
