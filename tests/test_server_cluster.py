@@ -130,24 +130,32 @@ async def test_a_job_submitted_on_a_is_read_on_b(cluster: Cluster) -> None:
 
 async def test_a_node_runs_the_jobs_it_accepts_while_it_has_room_and_queues_the_rest(cluster: Cluster) -> None:
     a = await cluster.node("slow", prefetch=2)  # room for 2: one taken at submit, one for its read
-    b = await cluster.node("slow")
     raw = redis.Redis.from_url(cluster.url)
     stream = f"{cluster.namespace}:q:slow"
 
     def holders() -> list[str]:
         return [row["consumer"].decode() for row in raw.xpending_range(stream, "reactr", "-", "+", 10)]
 
+    async def until(check: Any, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not check():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.01)
+
     assert a.server.cluster is not None
+    worker = a.server.cluster.worker
     ids = [(await a.request("POST", "/do/slow", data=b"2000000000"))[1]["resultId"]]  # ~1.4 s
     assert holders() == [a.server.node_id]  # taken by A in its submit: held before the 200, no read
-    for _ in range(2):  # A is full now, or once its read brings one of these: the other goes to B
-        ids.append((await a.request("POST", "/do/slow", data=b"2000000000"))[1]["resultId"])
-        assert a.server.cluster.worker.held <= 2
-    deadline = time.monotonic() + 5
-    while b.server.node_id not in holders():
-        assert time.monotonic() < deadline, holders()
-        await asyncio.sleep(0.02)
-    assert a.server.cluster.worker.held <= 2 and holders().count(a.server.node_id) <= 2
+    ids.append((await a.request("POST", "/do/slow", data=b"2000000000"))[1]["resultId"])
+    await until(lambda: worker.held == 2, "A reads the second job: the room its read kept")
+    ids.append((await a.request("POST", "/do/slow", data=b"2000000000"))[1]["resultId"])
+    await asyncio.sleep(0.2)
+    assert worker.held == 2 and holders() == [a.server.node_id] * 2  # A is full: the third waits, unread
+    assert raw.xlen(stream) == 3
+
+    b = await cluster.node("slow")
+    await until(lambda: b.server.node_id in holders(), "B reads the third job")
+    assert holders().count(a.server.node_id) <= 2
     for result_id in ids:
         assert (await b.request("GET", f"/then/{result_id}?wait=20"))[:2] == (200, b"done")
     raw.close()
