@@ -161,6 +161,18 @@ async def test_a_node_runs_the_jobs_it_accepts_while_it_has_room_and_queues_the_
     raw.close()
 
 
+async def test_concurrent_submits_take_no_more_than_the_room_a_node_has(cluster: Cluster) -> None:
+    a = await cluster.node("slow", prefetch=4)
+    raw = redis.Redis.from_url(cluster.url)
+    assert a.server.cluster is not None
+    answers = await asyncio.gather(*(a.request("POST", "/do/slow", data=b"2000000000") for _ in range(12)))
+    await asyncio.sleep(0.1)  # the jobs taken at submit start right after their answers
+    assert all(status == 200 for status, _, _ in answers)
+    held = raw.xpending_range(f"{cluster.namespace}:q:slow", "reactr", "-", "+", 20)
+    assert a.server.cluster.worker.held <= 4 and len(held) <= 4, len(held)  # the rest wait in the stream
+    raw.close()
+
+
 async def test_then_true_for_a_runnable_only_another_node_has_goes_through_the_queue(cluster: Cluster) -> None:
     a, b = await cluster.node("echo"), await cluster.node("slow")
     status, body, _ = await b.request("POST", "/do/echo?then=true", data=b"from b")

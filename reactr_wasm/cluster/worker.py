@@ -4,7 +4,7 @@ Three tasks on the event loop:
 
 - consume: takes batches from the runnables' streams and starts each on the local
   ``Reactr``; a job whose state says cancelled, done already or dead is not run.
-  Jobs this node took when it submitted them (``can_take``, ``take``) start the same
+  Jobs this node took when it submitted them (``reserve``, ``release``) start the same
   way; reads ask for half the free room at most, so that an idle node has room for
   those too, and at most ``prefetch`` jobs are held at once;
 - complete: stores finished outcomes in batches (one script per batch: outcome
@@ -105,6 +105,7 @@ class ClusterWorker:
         self.extend_every = queue.visibility_timeout / 3
         self.reclaim_every = min(queue.visibility_timeout / 2, 5.0)
         self._held: dict[str, Delivery] = {}  # by result id: entries held here until acknowledged
+        self._reserved = 0  # room reserved by submits that may take their job (``reserve``)
         self._results: dict[str, Result] = {}  # the jobs of held entries running here
         self._outcomes: list[Outcome] = []  # finished, to store
         self._acks: list[Delivery] = []  # stored and their callback sent: to acknowledge
@@ -159,7 +160,7 @@ class ClusterWorker:
     async def _consume(self) -> None:
         backoff = Backoff()
         while not self._stopping:
-            free = self.prefetch - len(self._held)
+            free = self.prefetch - len(self._held) - self._reserved
             if free <= 0:
                 self._space.clear()
                 await self._space.wait()
@@ -176,13 +177,35 @@ class ClusterWorker:
             for delivery in deliveries:
                 self.take(delivery)
 
-    def can_take(self) -> bool:
-        """Whether this node runs a job it submits itself (``JobQueue.submit(take=True)``): started, not
-        stopping, and what it holds plus what its read under way may bring stays under ``prefetch``.
+    def reserve(self) -> bool:
+        """Room for one job this node submits itself (``JobQueue.submit(take=True)``); pair with ``release``.
 
-        Reads ask for half the free room at most, so an idle node has room to take jobs too.
+        True while started, not stopping, and what it holds, has reserved and may get from
+        its read under way stays under ``prefetch`` (reads ask for half the free room at
+        most, so an idle node has room to take jobs too); the room is then reserved.
         """
-        return bool(self._tasks) and not self._stopping and len(self._held) + self.queue.reading < self.prefetch
+        if not self._tasks or self._stopping:
+            return False
+        if len(self._held) + self._reserved + self.queue.reading >= self.prefetch:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self, delivery: Delivery | None) -> None:
+        """The submit a ``reserve`` was for returned: run ``delivery`` (what it took) right after the answer now
+        being sent, or, None, give the room back."""
+        if delivery is None:
+            self._unreserve()
+        else:
+            asyncio.get_running_loop().call_soon(self._take_reserved, delivery)
+
+    def _take_reserved(self, delivery: Delivery) -> None:
+        self._unreserve()
+        self.take(delivery)
+
+    def _unreserve(self) -> None:
+        self._reserved -= 1
+        self._space.set()  # the consume loop counts reserved room as taken
 
     def take(self, delivery: Delivery) -> None:
         """Hold ``delivery`` and run it (or settle it, by its state): one consumed, reclaimed, or taken at submit.

@@ -8,7 +8,7 @@ of the cluster (``docs/cluster.md``):
 - submits: ``POST /do`` (async, callback, ``then=true`` for a runnable this node
   lacks or with an Idempotency-Key) answers once ``JobQueue.submit`` returned,
   the job durably in Redis; a job for a runnable this node serves is taken by
-  this node in the same script while its worker has room (``ClusterWorker.can_take``),
+  this node in the same script while its worker has room (``ClusterWorker.reserve``),
   so it starts at once, without a read; a runnable no live node serves is refused (404)
   from the heartbeat view, without a round trip; the queued job carries its
   HTTP request (``RequestJobs.meta``) so the node running it builds the same
@@ -23,7 +23,6 @@ of the cluster (``docs/cluster.md``):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -97,11 +96,15 @@ class ClusterJobs:
         record = JobRecord(result_id, name, JobStatus.QUEUED, now,
                            key=key, fingerprint=None if key is None else fingerprint(name, body))  # fmt: skip
         job = QueuedJob(result_id, name, body, None if url is None else str(url), now, meta)
-        take = self.reactr.has(name) and self.worker.can_take()
-        kept = await self.queue.submit(record, job, max_queue=self._queue_size(name), take=take)
-        if isinstance(kept, Delivery):  # this node holds it (or an older job of that runnable): run it, once
-            asyncio.get_running_loop().call_soon(self.worker.take, kept)  # this answer is on its way
-            kept = None
+        take = self.reactr.has(name) and self.worker.reserve()
+        taken: Delivery | None = None
+        try:
+            kept = await self.queue.submit(record, job, max_queue=self._queue_size(name), take=take)
+            if isinstance(kept, Delivery):  # this node holds it (or an older job of that runnable)
+                taken, kept = kept, None
+        finally:
+            if take:
+                self.worker.release(taken)  # runs it once this answer is on its way
         if kept is None:
             return record, True
         return replayed(kept, record), False
