@@ -128,6 +128,22 @@ async def test_a_job_submitted_on_a_is_read_on_b(cluster: Cluster) -> None:
     assert (await b.request("GET", f"/jobs/{result_id}"))[1]["status"] == "succeeded"
 
 
+async def test_large_jobs_cross_nodes_whole(cluster: Cluster) -> None:
+    """Bodies and results over the inline bound are kept apart from the scripts (test_redis_large_values.py)."""
+    a, b = await cluster.node("echo"), await cluster.node()
+    bodies = [bytes([i]) * (256 << 10) + b"\xff" * i for i in range(3)]
+    taken = [(await a.request("POST", "/do/echo", data=body))[1]["resultId"] for body in bodies]  # A runs them
+    queued = [(await b.request("POST", "/do/echo", data=body))[1]["resultId"] for body in bodies]  # B queues them
+    for result_id, body in [*zip(taken, bodies, strict=True), *zip(queued, bodies, strict=True)]:
+        assert (await b.request("GET", f"/then/{result_id}?wait=10"))[:2] == (200, b"hello " + body)
+    status, answer_body, _ = await b.request("POST", "/do/echo?then=true", data=bodies[2])  # through the queue
+    assert (status, answer_body) == (200, b"hello " + bodies[2])
+    raw = redis.Redis.from_url(cluster.url)
+    kept = {kind: len(list(raw.scan_iter(f"{cluster.namespace}:{kind}:*"))) for kind in ("p", "in", "d")}
+    assert kept == {"p": 0, "in": 0, "d": 7}  # payloads gone with their jobs; each result's value kept apart
+    raw.close()
+
+
 async def test_a_node_runs_the_jobs_it_accepts_while_it_has_room_and_queues_the_rest(cluster: Cluster) -> None:
     a = await cluster.node("slow", prefetch=2)  # room for 2: one taken at submit, one for its read
     raw = redis.Redis.from_url(cluster.url)
@@ -311,6 +327,24 @@ async def test_without_redis_submits_answer_503_and_the_node_recovers_by_itself(
     finally:
         await cluster.close()
         process.close()
+
+
+async def test_a_full_redis_answers_503_and_nothing_is_half_queued(cluster: Cluster) -> None:
+    """A Redis at its ``maxmemory`` with ``noeviction`` refuses writes (docs/cluster.md, "When Redis goes away")."""
+    a = await cluster.node("echo")
+    raw = redis.Redis.from_url(cluster.url)
+    try:
+        raw.config_set("maxmemory", 1)
+        for body in (b"small", b"large" * 10_000):  # inline, and staged beside the script
+            status, answered, headers = await a.request("POST", "/do/echo", data=body)
+            assert (status, answered["code"], headers["Retry-After"]) == (503, 503, "1"), answered
+    finally:
+        raw.config_set("maxmemory", 0)
+    assert raw.xlen(f"{cluster.namespace}:q:echo") == 0 and list(raw.scan_iter(f"{cluster.namespace}:in:*")) == []
+    status, answered, _ = await a.request("POST", "/do/echo", data=b"large" * 10_000)
+    assert status == 200
+    assert (await a.request("GET", f"/then/{answered['resultId']}?wait=10"))[:2] == (200, b"hello " + b"large" * 10_000)
+    raw.close()
 
 
 async def test_a_node_started_before_its_redis_answers_503_then_serves() -> None:

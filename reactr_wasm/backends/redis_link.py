@@ -17,6 +17,7 @@ The ``redis`` package is optional: imported when a link is made, with an install
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import time
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 LUA = resources.files(__package__) / "lua"
 PRELUDE = "records.lua"
 MAX_BLOCK = 5.0  # seconds a blocking read may wait
+INLINE_MAX = 8192  # bytes: a larger value is staged beside a script (``run(staged=...)``), not passed through Lua
+STAGED_MS = 60_000  # a staged value the script never took (a call that failed midway) expires after this
 WATCH_EVERY = 0.25  # seconds between two looks of a link's watchdog at its calls under way
 
 
@@ -128,7 +131,7 @@ class RedisLink:
             script = self._scripts[name] = Script(name)
         return script
 
-    async def run(self, name: str, *args: Any) -> Any:
+    async def run(self, name: str, *args: Any, staged: Sequence[tuple[str, bytes]] = ()) -> Any:
         """Run script ``name`` with ``args`` (its ARGV; no KEYS). Raises BackendUnavailable.
 
         Scripts are the hot path (every submit and outcome), so they go straight to
@@ -136,9 +139,15 @@ class RedisLink:
         client's per-command layers (pool checkout, retry and telemetry wrappers, reply
         callbacks): measured ~90 µs of CPU per submit instead of ~190 µs, one in flight.
         The call is bounded by the link's watchdog, not a timeout of its own (``_watch``).
+
+        ``staged``: (key, value) pairs set in the same write, just before the script, for
+        values over INLINE_MAX: Redis copies and hashes every byte that crosses into Lua
+        (see ``pipeline``), while a script that ``RENAME``s a staged key into place never
+        touches its bytes. Each expires after STAGED_MS unless the script takes it; key
+        names must be unique to the call (another call may stage at the same time).
         """
         script = self.script(name)
-        return await self._on_kept(f"Redis script {name}", lambda conn: self._eval(conn, script, args))
+        return await self._on_kept(f"Redis script {name}", lambda conn: self._eval(conn, script, args, staged))
 
     async def pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Plain commands in one write, on a connection kept as ``run``'s; their raw replies, in order.
@@ -185,8 +194,22 @@ class RedisLink:
         finally:
             self._unwatch(task)
 
-    async def _eval(self, conn: Any, script: Script, args: tuple[Any, ...]) -> Any:
-        await conn.send_command("EVALSHA", script.sha, 0, *args)
+    async def _eval(self, conn: Any, script: Script, args: tuple[Any, ...], staged: Sequence[tuple[str, bytes]]) -> Any:
+        if staged:
+            sets = [("SET", key, value, "PX", STAGED_MS) for key, value in staged]
+            await conn.send_packed_command(conn.pack_commands([*sets, ("EVALSHA", script.sha, 0, *args)]))
+            refused = None
+            for _ in sets:
+                try:
+                    await conn.read_response()
+                except self._refused as error:  # the script finds a value missing and writes nothing
+                    refused = refused or error
+            if refused is not None:
+                with contextlib.suppress(self._refused):
+                    await conn.read_response()  # the script's reply: read, so that the connection stays in step
+                raise refused
+        else:
+            await conn.send_command("EVALSHA", script.sha, 0, *args)
         try:
             return await conn.read_response()
         except self._no_script:  # a restarted or flushed server: EVAL caches it again
@@ -355,4 +378,4 @@ async def _command(conn: Any, args: tuple[Any, ...]) -> Any:
     return await conn.read_response()
 
 
-__all__ = ["BackendUnavailable", "RedisLink", "Script", "import_redis"]
+__all__ = ["INLINE_MAX", "BackendUnavailable", "RedisLink", "Script", "import_redis"]

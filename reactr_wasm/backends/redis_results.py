@@ -6,6 +6,10 @@ The rules are the ``ResultStore``'s (``results.py``); the layout is in
 - A record is a hash ``{ns}:r:{id}`` whose ``d`` is its msgpack form
   (``JobRecord.to_bytes``) without key and fingerprint, which sit beside it (``k``,
   ``f``) so that a finished record, made without them, takes them over in the script.
+  A ``d`` over ``INLINE_MAX`` bytes (a large value) is the string ``{ns}:d:{id}``
+  instead (the hash's ``d`` is then empty): it is staged beside the script that
+  writes it (``RedisLink.run(staged=...)``) and read after the hash, so that its
+  bytes never go through Lua, which copies and hashes each of them.
 - Expiry is by the store's clock, as in the memory store: ``get`` drops an expired
   record on access and ``sweep`` drops every record whose finished time (zset
   ``{ns}:fin``) is past the TTL. No Redis TTL is set on a record: a key Redis
@@ -39,14 +43,16 @@ Use from one event loop. ``close()`` closes the pub/sub connection and the link.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 from typing import Any
 
 from reactr_wasm.backends.batching import Batcher
 from reactr_wasm.backends.records import JobRecord, JobStatus
 from reactr_wasm.backends.redis_events import Events
-from reactr_wasm.backends.redis_link import RedisLink
+from reactr_wasm.backends.redis_link import INLINE_MAX, RedisLink
 from reactr_wasm.backends.results import Clock, ResultStore
 
 log = logging.getLogger(__name__)
@@ -56,12 +62,7 @@ READ_BATCH = 256  # records read by one script call at most
 LOCAL_RECORDS, LOCAL_BYTES = 16_384, 16 << 20  # finished records this process stored, read from memory
 
 
-def packed(record: JobRecord) -> tuple[bytes, int, str, str, Any]:
-    """``(d, nbase, key, fingerprint, finished)``: a record as the scripts take it (absent: '')."""
-    key, fingerprint, finished = record.key, record.fingerprint, record.finished
-    if key is not None or fingerprint is not None:
-        record = record._replace(key=None, fingerprint=None)
-    return record.to_bytes(), record.nbytes, key or "", fingerprint or "", "" if finished is None else finished
+Staged = list[tuple[str, bytes]]  # values to set beside a script call: (key, value)
 
 
 def unpacked(d: bytes | None, k: bytes | None, f: bytes | None, s: bytes | None = None) -> JobRecord | None:
@@ -105,22 +106,50 @@ class RedisResultStore(ResultStore):
         self._local: dict[str, JobRecord] = {}  # finished records stored here, oldest first
         self._local_bytes = 0
         self._finishing: dict[str, bool] = {}  # id -> dropped meanwhile, while its outcome is being stored
+        self._stage_prefix = f"{os.urandom(8).hex()}:"  # staged values' names: unique to this store ...
+        self._stage_numbers = itertools.count()  # ... and to the value
 
     def record_key(self, result_id: str) -> str:
         return f"{self.namespace}:r:{result_id}"
 
+    def data_key(self, result_id: str) -> str:
+        """Where a large record's ``d`` is kept (see the module docstring)."""
+        return f"{self.namespace}:d:{result_id}"
+
+    def stage(self, value: bytes, staged: Staged) -> tuple[bytes, str]:
+        """``(value, '')`` to pass ``value`` to a script inline, or, over INLINE_MAX, ``(b'', name)``
+        with ``(name, value)`` added to ``staged``: set beside the script, which moves it into place."""
+        if len(value) <= INLINE_MAX:
+            return value, ""
+        name = f"{self.namespace}:in:{self._stage_prefix}{next(self._stage_numbers)}"
+        staged.append((name, value))
+        return b"", name
+
+    def packed(self, record: JobRecord, staged: Staged) -> tuple[bytes, str, int, str, str, Any]:
+        """``(d, stage, nbase, key, fingerprint, finished)``: a record as the scripts take it (absent: '').
+
+        A large ``d`` is staged (``stage``): ``staged`` then holds it, for ``RedisLink.run``.
+        """
+        key, fingerprint, finished = record.key, record.fingerprint, record.finished
+        if key is not None or fingerprint is not None:
+            record = record._replace(key=None, fingerprint=None)
+        d, stage = self.stage(record.to_bytes(), staged)
+        return d, stage, record.nbytes, key or "", fingerprint or "", "" if finished is None else finished
+
     async def add(self, record: JobRecord) -> JobRecord | None:
         bounds = (self._clock(), self.ttl, self.max_results, self.max_bytes)
-        bound = await self.link.run("add", self.namespace, *bounds, record.id, *packed(record))
+        staged: Staged = []
+        args = (self.namespace, *bounds, record.id, *self.packed(record, staged))
+        bound = await self.link.run("add", *args, staged=staged)
         return None if bound is None else unpacked(*bound[1:])
 
     async def finish(self, record: JobRecord) -> bool:
         kept: list[JobRecord | None] = []
         self.finishing([record.id])
         try:
-            reply = await self.link.run(
-                "finish", self.namespace, self.max_results, self.max_bytes, record.id, *packed(record)
-            )
+            staged: Staged = []
+            args = (self.namespace, self.max_results, self.max_bytes, record.id, *self.packed(record, staged))
+            reply = await self.link.run("finish", *args, staged=staged)
             stored = self.outcome(record, reply)
             kept.append(stored if reply[0] else None)
         finally:
@@ -220,7 +249,15 @@ class RedisResultStore(ResultStore):
 
     async def _read(self, result_ids: list[str]) -> list[JobRecord | None]:
         reads = [("HMGET", self.record_key(result_id), "d", "k", "f", "s") for result_id in result_ids]
-        return [unpacked(*fields) for fields in await self.link.pipeline(reads)]
+        replies = await self.link.pipeline(reads)
+        apart = [i for i, fields in enumerate(replies) if fields[0] == b""]
+        values: dict[int, bytes | None] = {}
+        if apart:  # large: a second read, of their values (one dropped meanwhile reads as None: not kept)
+            gets = [("GET", self.data_key(result_ids[i])) for i in apart]
+            values = dict(zip(apart, await self.link.pipeline(gets), strict=True))
+        return [
+            unpacked(values[i], *fields[1:]) if i in values else unpacked(*fields) for i, fields in enumerate(replies)
+        ]
 
     async def _finished(self, result_id: str) -> JobRecord:
         waiter = self._register(result_id)
@@ -301,4 +338,4 @@ class RedisResultStore(ResultStore):
                 self.wake(record)
 
 
-__all__ = ["RedisResultStore", "packed", "unpacked"]
+__all__ = ["RedisResultStore", "Staged", "unpacked"]

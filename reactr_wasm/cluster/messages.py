@@ -63,14 +63,16 @@ class State(StrEnum):
     RUN = "r"  # run it
     CANCELLED = "c"  # cancelled while queued: store it cancelled, do not run it
     DONE = "d"  # its outcome is stored already (its last node died before acknowledging): do not run it again
-    DEAD = "x"  # delivered more than max_deliveries times: dead-lettered, stored as failed
+    DEAD = "x"  # delivered more than max_deliveries times (or not runnable): dead-lettered, stored as failed
 
 
 class Delivery(NamedTuple):
     """One delivery of one stream entry to this node.
 
     ``attempt`` counts the deliveries of the entry, this one included (1 unless
-    reclaimed); ``record`` is the stored outcome when ``state`` is DONE.
+    reclaimed); ``record`` is the stored outcome when ``state`` is DONE, and when it is
+    DEAD, the failed record to store, if the queue gave up for another reason than
+    ``max_deliveries``.
     """
 
     runnable: str

@@ -5,8 +5,14 @@ Keys (besides the store's, ``backends/lua/records.lua``; all under the namespace
 - ``{ns}:q:{runnable}`` stream of queued and running jobs (field ``j``: a packed
   ``QueuedJob``), consumer group ``reactr``; an entry is deleted once acknowledged,
   so its length is the runnable's backlog (queued + running).
+- ``{ns}:p:{runnable}:{entry}`` the payload of a job whose payload is over
+  ``INLINE_MAX`` bytes: its entry then has field ``p`` (``1``) and its packed job an
+  empty payload. It is staged beside the submit script, which moves it there, and
+  read beside the begin script: Lua copies and hashes every byte that crosses into
+  it, so large payloads stay out of the scripts. Deleted with its entry.
 - ``{ns}:dead:{runnable}`` stream of jobs given up after ``max_deliveries`` (the job,
-  its id, deliveries, reason, node, time), at most ~10,000 kept.
+  its id, deliveries, reason, node, time; field ``p``: its payload when large),
+  at most ~10,000 kept.
 - ``{ns}:x:{id}`` a cancel mark; channel ``{ns}:cancel`` tells the running node.
 
 A job's life: ``submit`` (one script: bind the Idempotency-Key or find the job
@@ -36,7 +42,7 @@ from typing import Any, NamedTuple
 from reactr_wasm.backends.batching import Batcher
 from reactr_wasm.backends.records import ErrorKind, JobRecord, JobStatus
 from reactr_wasm.backends.redis_link import BackendUnavailable
-from reactr_wasm.backends.redis_results import RedisResultStore, packed, unpacked
+from reactr_wasm.backends.redis_results import RedisResultStore, Staged, unpacked
 from reactr_wasm.cluster.messages import Delivery, QueuedJob, State
 from reactr_wasm.errors import QueueFull
 
@@ -54,7 +60,16 @@ class _Older(NamedTuple):
     """A submit with ``take`` got an older entry of the stream for this consumer (not the one it added)."""
 
     entry: bytes
-    message: bytes
+    fields: Any  # the entry's, raw
+
+
+class _Entry(NamedTuple):
+    """A stream entry delivered to this consumer: its runnable, id, field ``j``, and whether its payload is apart."""
+
+    runnable: str
+    id: bytes
+    message: bytes | None
+    apart: bool
 
 
 Submitted = JobRecord | _Older | str | None  # kept record, an older entry taken, its own entry (id) taken
@@ -101,6 +116,10 @@ class JobQueue:
     def stream(self, runnable: str) -> str:
         return f"{self.namespace}:q:{runnable}"
 
+    def payload_key(self, runnable: str, entry: str) -> str:
+        """Where the payload of entry ``entry`` is when it is kept apart (see the module docstring)."""
+        return f"{self.namespace}:p:{runnable}:{entry}"
+
     # --- submitting ------------------------------------------------------------------------
 
     async def submit(
@@ -120,7 +139,7 @@ class JobQueue:
         if isinstance(submitted, str):
             return Delivery(job.runnable, submitted, job, 1, State.RUN)
         if isinstance(submitted, _Older):
-            taken = await self._begin([(job.runnable, submitted.entry, submitted.message)])
+            taken = await self._begin([_entry(job.runnable, submitted.entry, submitted.fields)])
             if not taken:  # not a job: dropped
                 return None
             return taken[0]
@@ -129,9 +148,13 @@ class JobQueue:
     async def _submit_batch(self, batch: list[Submit]) -> list[Submitted | BaseException]:
         args: list[Any] = [self.namespace, GROUP, self._clock(), self.store.ttl, self.store.max_results]
         args += (self.store.max_bytes, self.consumer)
+        staged: Staged = []
         for record, job, max_queue, take in batch:
-            args += (job.runnable, record.id, *packed(record), job.to_bytes(), max_queue, "1" if take else "")
-        replies = await self.link.run("submit", *args)
+            inline, payload = self.store.stage(job.payload, staged)
+            message = job.to_bytes() if not payload else job._replace(payload=inline).to_bytes()
+            args += (job.runnable, record.id, *self.store.packed(record, staged), message, payload, max_queue,
+                     "1" if take else "")  # fmt: skip
+        replies = await self.link.run("submit", *args, staged=staged)
         answers: list[Submitted | BaseException] = []
         for (_, job, max_queue, _), reply in zip(batch, replies, strict=True):
             kind = reply[0]
@@ -174,7 +197,7 @@ class JobQueue:
         streams_items = reply.items() if isinstance(reply, dict) else reply or ()  # raw reply: RESP3 or RESP2 shape
         prefix = len(self.stream(""))
         entries = [
-            (stream.decode()[prefix:], entry, _field(fields, b"j"))
+            _entry(stream.decode()[prefix:], entry, fields)
             for stream, items in streams_items for entry, fields in items if fields is not None
         ]  # fmt: skip
         left = ahead - len(entries)
@@ -205,14 +228,14 @@ class JobQueue:
         names = sorted(runnables)
         await self._ensure_groups(names)
         idle = int(self.visibility_timeout * 1000)
-        entries: list[tuple[str, bytes, bytes | None]] = []
+        entries: list[_Entry] = []
         for name in names:
             if len(entries) >= count:
                 break
             left = count - len(entries)
             reply = await self.link.call("XAUTOCLAIM", self.stream(name), GROUP, self.consumer, idle, "0-0",
                                          "COUNT", left)  # fmt: skip
-            entries += [(name, entry, fields.get(b"j")) for entry, fields in reply[1] if fields is not None]
+            entries += [_entry(name, entry, fields) for entry, fields in reply[1] if fields is not None]
         deliveries = await self._begin(entries)
         return [
             d._replace(state=State.DEAD) if d.attempt > self.max_deliveries and d.state is State.RUN else d
@@ -221,29 +244,29 @@ class JobQueue:
 
     async def _begin(
         self,
-        entries: list[tuple[str, bytes, bytes | None]],
+        entries: list[_Entry],
         read: tuple[Any, ...] | None = None,
         block: float = 0,
         reading: int = 0,
     ) -> list[Delivery]:
-        """Per entry (runnable, entry id, its field ``j``): what to do with it, decided by ``begin.lua``.
+        """Per delivered entry: what to do with it, decided by ``begin.lua``; payloads kept apart read after.
 
         ``read``: a blocking read to send in the same write (``RedisLink.run_then_read``),
         which may bring up to ``reading`` jobs.
         """
-        jobs: list[tuple[str, str, QueuedJob]] = []
-        for name, entry, message in entries:
+        jobs: list[tuple[str, str, QueuedJob, bool]] = []
+        for name, entry, message, apart in entries:
             try:
                 if message is None:
                     raise ValueError("no field 'j'")
-                jobs.append((name, entry.decode(), QueuedJob.from_bytes(message)))
+                jobs.append((name, entry.decode(), QueuedJob.from_bytes(message), apart))
             except ValueError as error:  # not ours: drop it rather than choke on it forever
                 log.error("stream %s entry %s is not a job (%s); dropped", self.stream(name), entry, error)
                 await self.link.run("ack", self.namespace, GROUP, name, entry, "")
         if not jobs:
             return []
         args: list[Any] = [self.namespace, GROUP, self.consumer, self._clock()]
-        for name, entry_id, job in jobs:
+        for name, entry_id, job, _ in jobs:
             args += (name, entry_id, job.id)
         if read is None:
             replies = await self.link.run("begin", *args)
@@ -254,11 +277,28 @@ class JobQueue:
             finally:
                 if not self.link.ahead:
                     self.reading = 0
-        return [
+        deliveries = [
             Delivery(name, entry, job, int(reply[1]), State(reply[0].decode()),
                      unpacked(*reply[2:5]) if reply[0] == b"d" else None)
-            for (name, entry, job), reply in zip(jobs, replies, strict=True)
+            for (name, entry, job, _), reply in zip(jobs, replies, strict=True)
         ]  # fmt: skip
+        to_read = [i for i, (*_, apart) in enumerate(jobs) if apart and deliveries[i].state is State.RUN]
+        if to_read:
+            await self._read_payloads(deliveries, to_read)
+        return deliveries
+
+    async def _read_payloads(self, deliveries: list[Delivery], positions: list[int]) -> None:
+        """Put in the payloads kept apart of ``deliveries`` at ``positions``; one whose payload is gone
+        (a Redis that evicts keys) is failed and dead-lettered rather than run on nothing."""
+        reads = [("GET", self.payload_key(deliveries[i].runnable, deliveries[i].entry)) for i in positions]
+        for i, payload in zip(positions, await self.link.pipeline(reads), strict=True):
+            delivery = deliveries[i]
+            if payload is not None:
+                deliveries[i] = delivery._replace(job=delivery.job._replace(payload=payload))
+                continue
+            message = f"its payload is missing from Redis ({self.payload_key(delivery.runnable, delivery.entry)})"
+            log.error("job %s (result %s): %s", delivery.runnable, delivery.job.id, message)
+            deliveries[i] = delivery._replace(state=State.DEAD, record=self.failed(delivery, message))
 
     async def _ensure_groups(self, names: Sequence[str]) -> None:
         for name in names:
@@ -280,16 +320,17 @@ class JobQueue:
         first run stored. Wakes this process's waiters.
         """
         args: list[Any] = [self.namespace, GROUP, self.store.max_results, self.store.max_bytes, self.consumer]
+        staged: Staged = []
         for delivery, record, ack in outcomes:
-            d, nbase, _, _, finished = packed(record)
+            d, stage, nbase, _, _, finished = self.store.packed(record, staged)
             dead = delivery.state is State.DEAD
-            args += (delivery.runnable, delivery.entry, record.id, d, nbase, finished, "1" if ack else "0",
+            args += (delivery.runnable, delivery.entry, record.id, d, stage, nbase, finished, "1" if ack else "0",
                      delivery.attempt - 1 if dead else "", record.error_message if dead else "")  # fmt: skip
         ids = [outcome.record.id for outcome in outcomes]
         here: list[JobRecord | None] = []  # what Redis keeps, for the store's memory
         self.store.finishing(ids)
         try:
-            replies = await self.link.run("complete", *args)
+            replies = await self.link.run("complete", *args, staged=staged)
             kept = [self.store.outcome(outcome.record, reply) for outcome, reply in zip(outcomes, replies, strict=True)]
             here = [record if reply[0] else None for record, reply in zip(kept, replies, strict=True)]
         finally:
@@ -319,8 +360,15 @@ class JobQueue:
         return [deliveries[int(position) - 1] for position in lost]
 
     def gave_up(self, delivery: Delivery) -> JobRecord:
-        """The failed record of a job delivered more than ``max_deliveries`` times (state DEAD)."""
+        """The failed record of a job delivered in state DEAD: its ``record`` if it has one, else that of
+        a job delivered more than ``max_deliveries`` times."""
+        if delivery.record is not None:
+            return delivery.record
         message = f"gave up after {delivery.attempt - 1} deliveries (max_deliveries = {self.max_deliveries})"
+        return self.failed(delivery, message)
+
+    def failed(self, delivery: Delivery, message: str) -> JobRecord:
+        """The record of a delivered job failed by the queue, for ``message``, without running it."""
         job = delivery.job
         return JobRecord(
             job.id, job.runnable, JobStatus.FAILED, job.created, None, self._clock(),
@@ -354,11 +402,11 @@ class JobQueue:
         await self.link.run("cancel", self.namespace, result_id, int(CANCEL_MARK_SECONDS * 1000))
 
 
-def _field(fields: list[bytes] | dict[bytes, bytes], name: bytes) -> bytes | None:
-    """Field ``name`` of a raw stream entry: a flat list (RESP2) or a map (RESP3)."""
-    if isinstance(fields, dict):
-        return fields.get(name)
-    return next((value for key, value in zip(fields[::2], fields[1::2], strict=True) if key == name), None)
+def _entry(runnable: str, entry: bytes, fields: list[bytes] | dict[bytes, bytes]) -> _Entry:
+    """A delivered entry of ``fields``: a flat list (RESP2, a script's reply) or a map (RESP3, redis-py's)."""
+    if not isinstance(fields, dict):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    return _Entry(runnable, entry, fields.get(b"j"), b"p" in fields)
 
 
 __all__ = ["GROUP", "JobQueue", "Outcome"]

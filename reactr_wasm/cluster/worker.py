@@ -227,9 +227,10 @@ class ClusterWorker:
             assert delivery.record is not None
             self._stored(delivery, delivery.record)
         elif delivery.state is State.DEAD:
-            log.error("job %s (result %s) given up after %d deliveries", job.runnable, job.id, delivery.attempt - 1)
+            record = self.queue.gave_up(delivery)
+            log.error("job %s (result %s) given up: %s", job.runnable, job.id, record.error_message)
             self.gave_up += 1
-            self._finished(delivery, self.queue.gave_up(delivery))
+            self._finished(delivery, record)
         else:
             self._finished(delivery, _cancelled(delivery))
 

@@ -15,7 +15,7 @@ for i = 5, #ARGV, 3 do
   else
     local kept = redis.call('HMGET', record_key(id), 'd', 'k', 'f', 't')
     if kept[4] then
-      out[#out + 1] = {'d', deliveries, kept[1], kept[2], kept[3]}
+      out[#out + 1] = {'d', deliveries, record_data(id, kept[1]), kept[2], kept[3]}
     else
       if kept[1] then redis.call('HSET', record_key(id), 's', now, 'o', node) end
       out[#out + 1] = {'r', deliveries}
