@@ -67,9 +67,7 @@ def add_commands(
         "--server", default=os.environ.get("REACTR_SERVER") or DEFAULT_SERVER, metavar="URL",
         help=f"the server (default: $REACTR_SERVER, else {DEFAULT_SERVER})",
     )  # fmt: skip
-    remote.add_argument(
-        "--token", default=os.environ.get("REACTR_TOKEN"), help="bearer token (default: $REACTR_TOKEN)"
-    )
+    remote.add_argument("--token", default=os.environ.get("REACTR_TOKEN"), help="bearer token (default: $REACTR_TOKEN)")
     remote.add_argument(
         "--header", action="append", type=_header, default=[], metavar="K:V", help="an extra request header (repeat)"
     )

@@ -126,9 +126,7 @@ def _json(response: httpx.Response) -> Any:
 class _Exchanges:
     """The operations as request/response exchanges, shared by both clients; no I/O here."""
 
-    def __init__(
-        self, base_url: str, token: str | None, timeout: float, headers: Mapping[str, str] | None
-    ) -> None:
+    def __init__(self, base_url: str, token: str | None, timeout: float, headers: Mapping[str, str] | None) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"server URL must be http(s)://HOST[:PORT], got {base_url!r}")
@@ -347,9 +345,7 @@ class AsyncClient(_Exchanges):
         """As ``Client.do_async``."""
         return await self._run(self._do_async(name, data, idempotency_key))
 
-    async def invoke_with_callback(
-        self, name: str, data: Any, url: str, *, idempotency_key: str | None = None
-    ) -> str:
+    async def invoke_with_callback(self, name: str, data: Any, url: str, *, idempotency_key: str | None = None) -> str:
         """As ``Client.invoke_with_callback``."""
         return await self._run(self._with_callback(name, data, url, idempotency_key))
 

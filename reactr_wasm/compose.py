@@ -189,8 +189,7 @@ def register_wasm(
         missing = sorted(set(runnable.info.capabilities) & set(NAMES) - set(capabilities.granted()))
         if missing:
             log.warning(
-                "runnable '%s' (%s) uses %s but is not granted it; those calls will be refused "
-                "(grant with %s)",
+                "runnable '%s' (%s) uses %s but is not granted it; those calls will be refused (grant with %s)",
                 name,
                 path,
                 ", ".join(missing),

@@ -116,7 +116,7 @@ def test_watch_rebuilds_on_change_keeps_the_old_module_on_error_and_exits_0_on_c
         assert watcher.expect("answer (wat)")[-1].startswith("answer (wat): compiling… built runnables/answer.wasm")
         assert run_job(module) == (0, "v2")
 
-        source.write_text("(module (func (export \"run_e\") (i32.add)))\n")  # broken
+        source.write_text('(module (func (export "run_e") (i32.add)))\n')  # broken
         lines = watcher.expect("answer (wat)")
         assert lines[-1] == "answer (wat): compiling… failed"
         error = watcher.expect("type mismatch in i32.add")

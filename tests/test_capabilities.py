@@ -40,6 +40,8 @@ def not_enabled(runnable: str, *grants: str) -> str:
 def rule_denied(reason: str, setting: str, runnable: str = "caller") -> str:
     """A rule's refusal: Reactr's text, then the setting that allows it and where it goes."""
     return f"{DENIED}{reason}; allow with {setting} in [capabilities.http] or [runnables.{runnable}.http]"
+
+
 Answer = tuple[int, bytes]
 Post = Callable[..., Awaitable[Answer]]
 

@@ -26,7 +26,11 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 def cli(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "reactr_wasm", *args],
-        input=stdin, capture_output=True, timeout=30, env=env or ENV, cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        timeout=30,
+        env=env or ENV,
+        cwd=ROOT,
     )
 
 
@@ -186,7 +190,14 @@ def test_print_config_masks_secrets_and_applies_flags(tmp_path: Path) -> None:
         '[server]\nport = 9000\n[callbacks]\nsecret = "env(HOOK_SECRET)"\n[runnables.echo]\npool_size = 3\n'
     )
     done = cli(
-        "serve", "--config", str(config), "--port", "9100", "--dir", str(tmp_path), "--print-config",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "9100",
+        "--dir",
+        str(tmp_path),
+        "--print-config",
         env={**ENV, "HOOK_SECRET": "very-secret-value"},
     )
     assert done.returncode == 0, done.stderr

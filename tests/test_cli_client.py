@@ -90,7 +90,8 @@ def test_invoke_prints_the_result_bytes(server: str, tmp_path: Path) -> None:
     assert remote("invoke", "echo", "--data", "my name is joe", server=server) == (0, b"hello my name is joe", "")
     (tmp_path / "input.bin").write_bytes(b"\x00\xffbytes")
     assert remote("invoke", "echo", "--data", f"@{tmp_path / 'input.bin'}", server=server)[:2] == (
-        0, b"hello \x00\xffbytes"
+        0,
+        b"hello \x00\xffbytes",
     )
     assert remote("invoke", "echo", "--data", "@-", stdin=b"from stdin", server=server)[:2] == (0, b"hello from stdin")
     assert remote("invoke", "echo", server=server)[:2] == (0, b"hello ")
@@ -109,7 +110,11 @@ def test_invoke_async_then_jobs_then(server: str) -> None:
     code, stdout, _ = remote("jobs", result_id, server=server)
     status = json.loads(stdout)
     assert (code, status["id"], status["job"], status["status"], status["error"]) == (
-        0, result_id, "echo", "succeeded", None
+        0,
+        result_id,
+        "echo",
+        "succeeded",
+        None,
     )
 
 
@@ -207,7 +212,8 @@ def test_bad_arguments_exit_2_with_usage() -> None:
         assert done.returncode == 2 and b"usage: reactr-wasm" in done.stderr, args
     code, _, stderr = remote("invoke", "echo", server="localhost:8080")
     assert (code, stderr.strip()) == (
-        2, "reactr-wasm: --server: server URL must be http(s)://HOST[:PORT], got 'localhost:8080'"
+        2,
+        "reactr-wasm: --server: server URL must be http(s)://HOST[:PORT], got 'localhost:8080'",
     )
 
 
@@ -215,7 +221,8 @@ def test_bearer_token(folder: Path) -> None:
     with serving(folder, '[server]\nauth_tokens = ["tok-1"]\ndrain_timeout = 1\n') as (_, base):
         code, _, stderr = remote("invoke", "echo", server=base)
         assert (code, stderr.strip()) == (
-            2, f"reactr-wasm: {base}: HTTP 401: missing or invalid bearer token (pass --token or set REACTR_TOKEN)"
+            2,
+            f"reactr-wasm: {base}: HTTP 401: missing or invalid bearer token (pass --token or set REACTR_TOKEN)",
         )
         assert remote("invoke", "echo", "--data", "t", "--token", "tok-1", server=base)[:2] == (0, b"hello t")
         done = cli("invoke", "echo", "--data", "e", "--server", base, env={**ENV, "REACTR_TOKEN": "tok-1"})

@@ -87,13 +87,24 @@ def test_a_full_file_gives_typed_values(tmp_path: Path) -> None:
     assert config.runnables_dir == tmp_path / "runnables"  # relative to the file's folder
     assert config.cache_dir == Path("/var/cache/reactr")
     assert config.server == ServerConfig(
-        host="0.0.0.0", port=9000, body_limit=MIB, result_ttl=60.0, max_results=500, max_wait=30.5,
-        auth_tokens=["token-from-env", "second-token"], drain_timeout=0.0,
+        host="0.0.0.0",
+        port=9000,
+        body_limit=MIB,
+        result_ttl=60.0,
+        max_results=500,
+        max_wait=30.5,
+        auth_tokens=["token-from-env", "second-token"],
+        drain_timeout=0.0,
     )
     assert config.limits == LimitsConfig(timeout=2.5, memory=64 * MIB, result_size=4096, queue_size=100)
     assert config.callbacks == CallbackConfig(
-        allow_private=True, allow_http=False, secret="s3cret-from-env", attempts=3, timeout=1.0,
-        backoff=0.1, backoff_max=2.0,
+        allow_private=True,
+        allow_http=False,
+        secret="s3cret-from-env",
+        attempts=3,
+        timeout=1.0,
+        backoff=0.1,
+        backoff_max=2.0,
     )
     assert config.runnable("hello-echo") == RunnableConfig(
         pool_size=4, isolation="fresh", timeout=0.5, memory=10_000_000, prewarm=True
@@ -125,16 +136,16 @@ def test_per_runnable_overrides_fall_back_to_global_limits(tmp_path: Path) -> No
         ("[server]\nport = true", "server.port: must be an integer between 1 and 65535, got true"),
         ("[server]\nport = 80.0", "server.port: must be an integer between 1 and 65535, got 80.0"),
         ("[server]\nprot = 80", "server.prot: unknown key; known keys: host, port, body_limit"),
-        ("[server]\nhost = \"\"", 'server.host: must be a non-empty string, got ""'),
-        ("[server]\nauth_tokens = \"abc\"", "server.auth_tokens: must be a list of non-empty strings"),
+        ('[server]\nhost = ""', 'server.host: must be a non-empty string, got ""'),
+        ('[server]\nauth_tokens = "abc"', "server.auth_tokens: must be a list of non-empty strings"),
         ("[limits]\ntimeout = 0", "limits.timeout: must be a number of seconds above 0, got 0"),
         ("[limits]\ntimeout = -1.5", "limits.timeout: must be a number of seconds above 0, got -1.5"),
         ("[limits]\ntimeout = inf", "limits.timeout: must be a number of seconds above 0"),
         ('[limits]\ntimeout = "10s"', 'limits.timeout: must be a number of seconds above 0, got "10s"'),
-        ('[limits]\nmemory = "lots"', 'limits.memory: must be a size above 0: bytes as an integer or a string like'),
+        ('[limits]\nmemory = "lots"', "limits.memory: must be a size above 0: bytes as an integer or a string like"),
         ("[limits]\nmemory = 0", "limits.memory: must be a size above 0"),
         ("[limits]\nqueue_size = 0", "limits.queue_size: must be an integer of at least 1, got 0"),
-        ("[callbacks]\nallow_http = \"yes\"", 'callbacks.allow_http: must be true or false, got "yes"'),
+        ('[callbacks]\nallow_http = "yes"', 'callbacks.allow_http: must be true or false, got "yes"'),
         ("[callbacks]\nbackoff = 5\nbackoff_max = 1", "callbacks.backoff_max: must be at least callbacks.backoff"),
         ('[runnables.x]\nisolation = "shared"', 'runnables.x.isolation: must be one of "reuse", "fresh", got "shared"'),
         ("[runnables.x]\npool_size = 0", "runnables.x.pool_size: must be an integer between 1 and 1024, got 0"),
@@ -202,8 +213,17 @@ def test_defaults_have_no_secrets_to_mask() -> None:
 @pytest.mark.parametrize(
     ("value", "size"),
     [
-        (1, 1), (4096, 4096), ("512", 512), ("10MB", 10_000_000), ("10mb", 10_000_000), ("256MiB", 256 * MIB),
-        ("512 KiB", 512 * 1024), ("1.5GiB", 3 * 512 * MIB), ("2kb", 2000), ("1TiB", 1024**4), (" 7 B ", 7),
+        (1, 1),
+        (4096, 4096),
+        ("512", 512),
+        ("10MB", 10_000_000),
+        ("10mb", 10_000_000),
+        ("256MiB", 256 * MIB),
+        ("512 KiB", 512 * 1024),
+        ("1.5GiB", 3 * 512 * MIB),
+        ("2kb", 2000),
+        ("1TiB", 1024**4),
+        (" 7 B ", 7),
     ],
 )
 def test_sizes(value: int | str, size: int) -> None:

@@ -62,8 +62,14 @@ def page(browser: Any) -> Iterator[Any]:
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
     # Script errors, not the console's notes on answers >= 400, which the tests ask for on purpose
-    opened.on("console", lambda message: errors.append(message.text)
-              if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    opened.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     opened.errors = errors
     yield opened
     context.close()

@@ -106,8 +106,17 @@ async def test_runnables_show_abi_capabilities_pool_and_counters(reactr: Reactr,
         "wasm", True, [], True)  # fmt: skip
     assert "run_e" in echo["abi"]["exports"] and "env.return_result" in echo["abi"]["imports"]
     assert echo["capabilities"] == {"imports": [], "granted": ["cache"], "missing": []}  # the engine's default grant
-    assert echo["pool"] | {"threads": 0} == {"isolation": "reuse", "size": 2, "max_threads": 2, "threads": 0,
-                                             "queued": 0, "inline": False, "idle": 2, "busy": 0, "recycled": {}}
+    assert echo["pool"] | {"threads": 0} == {
+        "isolation": "reuse",
+        "size": 2,
+        "max_threads": 2,
+        "threads": 0,
+        "queued": 0,
+        "inline": False,
+        "idle": 2,
+        "busy": 0,
+        "recycled": {},
+    }
     assert echo["counters"]["jobs"]["succeeded"] == 1 and echo["counters"]["runs"] == {"worker": 1, "inline": 0}
     assert echo["limits"] == {"timeout": Limits().timeout, "memory": Limits().memory,
                               "result_size": Limits().result_size}  # fmt: skip

@@ -87,8 +87,12 @@ def test_ffi_roundtrip_through_the_shared_cache(engine: WasmEngine) -> None:
 def test_request_mode_reads_body_and_returns_headers(engine: WasmEngine) -> None:
     echo = engine.load("echo", wat_module("echo"))
     request = {
-        "method": "POST", "url": "/hello?x=1", "request_id": "abc",
-        "body": "d29ybGQ=", "headers": {"X-A": "b"}, "state": {},
+        "method": "POST",
+        "url": "/hello?x=1",
+        "request_id": "abc",
+        "body": "d29ybGQ=",
+        "headers": {"X-A": "b"},
+        "state": {},
     }
     outcome = echo.run(json.dumps(request).encode())
     assert outcome == CoordinatedResponse(b"hello world", {})

@@ -87,13 +87,13 @@ def test_the_server_sizes_the_pool_from_the_config(tmp_path: Path) -> None:
         '[limits]\nmemory = "64MiB"\n\n'
         '[runnables.a]\nisolation = "fresh"\npool_size = 3\n\n'
         '[runnables.b]\nisolation = "fresh"\nmemory = "128MiB"\n\n'
-        '[runnables.c]\npool_size = 50\n'  # reuse: no fresh instances
+        "[runnables.c]\npool_size = 50\n"  # reuse: no fresh instances
     )
     sized = FreshPool(instances=2 * (3 + 1) + FRESH_HEADROOM, memory=128 * MIB)  # a: 3 threads, b: 1
     assert fresh_pool_for(load_config(path)) == sized
-    path.write_text('[limits]\nfresh_instances = 5\n')
+    path.write_text("[limits]\nfresh_instances = 5\n")
     assert fresh_pool_for(load_config(path)) == FreshPool(instances=5, memory=256 * MIB)
-    path.write_text('[limits]\nfresh_instances = 0\n')
+    path.write_text("[limits]\nfresh_instances = 0\n")
     with pytest.raises(ConfigError, match=r"limits\.fresh_instances"):
         load_config(path)
     assert fresh_pool_for(Config()) == FreshPool(instances=FRESH_HEADROOM)

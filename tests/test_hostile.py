@@ -67,8 +67,15 @@ def test_corrupt_files_are_refused(engine: WasmEngine, content: bytes) -> None:
 
 VOID_FUNCTIONS = ["return_result", "return_error", "return_abort", "log_msg", "resp_set_header"]
 DATA_FUNCTIONS = [
-    "add_ffi_var", "request_get_field", "request_set_field", "cache_set", "cache_get",
-    "fetch_url", "graphql_query", "get_static_file", "db_exec",
+    "add_ffi_var",
+    "request_get_field",
+    "request_set_field",
+    "cache_set",
+    "cache_get",
+    "fetch_url",
+    "graphql_query",
+    "get_static_file",
+    "db_exec",
 ]
 
 

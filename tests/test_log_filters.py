@@ -21,8 +21,14 @@ CONFIG = {
         "http": {"auth": {"api.example.com": "Bearer http-secret-4444"}},
         "cache": {"backend": "redis", "url": "redis://user:redis%2Fpass@localhost:6379/0"},
     },
-    "runnables": {"fetch": {"http": {"auth": {"other.example.com": "Basic own-secret-5555"},
-                                      "proxy": "http://me:proxy-pass-6666@127.0.0.1:3128"}}},
+    "runnables": {
+        "fetch": {
+            "http": {
+                "auth": {"other.example.com": "Basic own-secret-5555"},
+                "proxy": "http://me:proxy-pass-6666@127.0.0.1:3128",
+            }
+        }
+    },
     "cluster": {"redis": "redis://:cluster-pass-7777@127.0.0.1:6379/0"},
 }
 

@@ -277,8 +277,10 @@ def test_the_plain_loop_without_uvloop_and_an_error_when_it_is_asked_for(tmp_pat
         capture_output=True, env=ENV, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
-    assert done.stderr.decode().strip().endswith(
-        "reactr-wasm: server.loop is \"uvloop\" but uvloop is not installed: pip install 'reactr-wasm[fast]'"
+    assert (
+        done.stderr.decode()
+        .strip()
+        .endswith("reactr-wasm: server.loop is \"uvloop\" but uvloop is not installed: pip install 'reactr-wasm[fast]'")
     )
 
 

@@ -263,9 +263,7 @@ string_fragments = st.one_of(
     st.text(min_size=1, max_size=40).map(json.dumps),
     st.sampled_from(['"\\ud800"', '"a\\udfffb"', '"\\ud83d\\ude00"', '""']),
 )
-base64_fragments = bodies.map(
-    lambda raw: json.dumps(base64.b64encode(raw).decode())
-)
+base64_fragments = bodies.map(lambda raw: json.dumps(base64.b64encode(raw).decode()))
 
 
 def _object(pairs: dict[str, str]) -> str:
@@ -497,9 +495,11 @@ def test_lone_surrogate_escapes_read_as_replacement_characters() -> None:
         (f"[callbacks]\nbackoff = {'9' * 400}", "callbacks.backoff: must be a number of seconds, 0 or more, got 999"),
         (f'[limits]\nmemory = "{"9" * 400}GiB"', 'limits.memory: must be at most 8 EiB (2^63-1 bytes), got "999'),
         ("[limits]\nmemory = 9223372036854775808", "limits.memory: must be at most 8 EiB (2^63-1 bytes), got 92"),
-        ('[limits]\nresult_size = "16777216 TiB"', 'limits.result_size: must be at most 8 EiB (2^63-1 bytes)'),
+        ('[limits]\nresult_size = "16777216 TiB"', "limits.result_size: must be at most 8 EiB (2^63-1 bytes)"),
         ('runnables_dir = "~a\\u0000b"', 'runnables_dir: must not contain a NUL character, got "~a\\u0000b"'),
-        ('[capabilities.static]\ndir = "a\\u0000"', 'capabilities.static.dir: must not contain a NUL character'),
+        ('[capabilities.static]\ndir = "a\\u0000"', "capabilities.static.dir: must not contain a NUL character"),
+        ('[callbacks]\nca_file = "~\\u0000"', "callbacks.ca_file: must not contain a NUL character"),
+        ('[capabilities.http]\nca_file = "a\\u0000"', "capabilities.http.ca_file: must not contain a NUL character"),
         ('[runnables."a\\nb"]\npool_size = 0', 'runnables."a\\nb".pool_size: must be an integer between 1 and 1024'),
         ('[runnables]\n"x\\u2028y" = 1', 'runnables."x\\u2028y": must be a table ([runnables."x\\u2028y"]), got 1'),
         ('"odd\\u0085key" = 1', '"odd\\u0085key": unknown key; known keys: runnables_dir'),
@@ -507,9 +507,7 @@ def test_lone_surrogate_escapes_read_as_replacement_characters() -> None:
         (f"x = {'[' * 5000}{']' * 5000}", "invalid TOML: arrays or tables nested too deeply"),
     ],
 )
-def test_config_values_beyond_every_limit_are_refused_naming_the_key(
-    config_file: Path, text: str, line: str
-) -> None:
+def test_config_values_beyond_every_limit_are_refused_naming_the_key(config_file: Path, text: str, line: str) -> None:
     """Each was an OverflowError, ValueError or RecursionError, or a message split over lines."""
     config_file.write_text(text)
     with pytest.raises(ConfigError) as error:

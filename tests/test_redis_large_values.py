@@ -245,9 +245,7 @@ async def test_a_script_missing_its_staged_value_writes_nothing(node: Node, raw:
     assert await a.store.add(record) is None  # the link is still in step
 
 
-async def test_a_refused_staged_value_fails_the_call_and_leaves_the_link_in_step(
-    node: Node, raw: redis.Redis
-) -> None:
+async def test_a_refused_staged_value_fails_the_call_and_leaves_the_link_in_step(node: Node, raw: redis.Redis) -> None:
     a = await node("node-a")
     await a.store.get("warm-up")  # a connection kept, before Redis refuses writes
     record = done(job(b"x")[0], large(b"refused"))

@@ -57,8 +57,12 @@ def test_request_info_reads_every_field_kind(examples: Reactr) -> None:
     outcome = examples.do("request-info", json.dumps(request).encode()).then(timeout=5)
     assert isinstance(outcome, CoordinatedResponse)
     assert json.loads(outcome.output) == {
-        "method": "GET", "url": "/hello/world?message=whatsup", "username": "cohix",
-        "header": "yes", "state": "what is up", "query": "whatsup",
+        "method": "GET",
+        "url": "/hello/world?message=whatsup",
+        "username": "cohix",
+        "header": "yes",
+        "state": "what is up",
+        "query": "whatsup",
     }
     assert outcome.resp_headers == {"Content-Type": "application/json", "X-Reactr": "cohix"}
 

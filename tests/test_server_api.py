@@ -201,9 +201,14 @@ async def test_a_guest_without_a_result_answers_200_empty(reactr: Reactr, start:
 
 def coordinated_request(body: bytes, **fields: Any) -> bytes:
     request = {
-        "method": "GET", "url": "/hello/world?message=whatsup", "request_id": "4f1c2b",
-        "body": base64.b64encode(body).decode(), "headers": {"x-test": "yes"}, "resp_headers": {},
-        "params": {}, "state": {"hello": base64.b64encode(b"what is up").decode()},
+        "method": "GET",
+        "url": "/hello/world?message=whatsup",
+        "request_id": "4f1c2b",
+        "body": base64.b64encode(body).decode(),
+        "headers": {"x-test": "yes"},
+        "resp_headers": {},
+        "params": {},
+        "state": {"hello": base64.b64encode(b"what is up").decode()},
     }
     request.update(fields)
     return json.dumps(request).encode()
@@ -216,16 +221,26 @@ async def test_request_mode_answers_the_output_with_the_headers_the_guest_set(re
     status, body, headers = await answer(client, "POST", "/do/request-info?then=true", data=payload)
     assert status == 200
     assert body == {
-        "method": "GET", "url": "/hello/world?message=whatsup", "username": "cohix",
-        "header": "yes", "state": "what is up", "query": "whatsup",
+        "method": "GET",
+        "url": "/hello/world?message=whatsup",
+        "username": "cohix",
+        "header": "yes",
+        "state": "what is up",
+        "query": "whatsup",
     }
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Reactr"] == "cohix"
 
 
 async def test_headers_that_would_break_the_response_are_dropped(reactr: Reactr, start: Start) -> None:
-    hostile = {"Content-Length": "9999", "Transfer-Encoding": "chunked", "X-Split": "a\r\nSet-Cookie: x=1",
-               "Bad Name": "v", "X-Request-Id": "spoofed", "X-Fine": "kept"}
+    hostile = {
+        "Content-Length": "9999",
+        "Transfer-Encoding": "chunked",
+        "X-Split": "a\r\nSet-Cookie: x=1",
+        "Bad Name": "v",
+        "X-Request-Id": "spoofed",
+        "X-Fine": "kept",
+    }
     reactr.register("py", lambda job, ctx: CoordinatedResponse(b"body", hostile))
     client = await start()
     for mode in ("then", "async"):  # an async job's headers are kept with its result

@@ -66,11 +66,13 @@ async def test_bad_and_unknown_ids(reactr: Reactr, start: Start) -> None:
     for method, route in (("GET", "/then"), ("GET", "/jobs"), ("DELETE", "/then")):
         for bad in ("short", "A" * 24, "a" * 25, "a" * 23 + "-"):
             assert (await answer(client, method, f"{route}/{bad}"))[:2] == (
-                400, {"code": 400, "message": "invalid result ID"}
+                400,
+                {"code": 400, "message": "invalid result ID"},
             )
         unknown = "0123456789abcdefghijklmn"
         assert (await answer(client, method, f"{route}/{unknown}"))[:2] == (
-            404, {"code": 404, "message": f"result with ID {unknown} not found"}
+            404,
+            {"code": 404, "message": f"result with ID {unknown} not found"},
         )
 
 
@@ -98,7 +100,8 @@ async def test_a_bounded_wait_answers_202_while_the_job_runs(reactr: Reactr, sta
     assert body["status"] in ("queued", "running")
     assert (await answer(client, "GET", f"/then/{result_id}?wait=0"))[0] == 202
     assert (await answer(client, "GET", f"/then/{result_id}?wait=soon"))[:2] == (
-        400, {"code": 400, "message": "wait must be a number of seconds, 0 or more, got 'soon'"}
+        400,
+        {"code": 400, "message": "wait must be a number of seconds, 0 or more, got 'soon'"},
     )
     assert (await answer(client, "DELETE", f"/then/{result_id}"))[0] == 204
 
@@ -117,6 +120,7 @@ async def test_then_true_gives_up_after_max_wait_and_the_result_stays_readable(r
             got = await answer(client, "GET", f"/then/{body['resultId']}")
             if got[0] != 202:
                 return got
+
     assert (await asyncio.wait_for(read(), 10))[:2] == (200, b"done")
 
 

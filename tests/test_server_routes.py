@@ -20,7 +20,9 @@ Start = Callable[..., Awaitable[Client]]
 TOKEN = "route-walk-token"
 # Routes answered without a token: registered with add_routes(..., public=True), and listed here.
 PUBLIC = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json")} | {
-    (method, page) for page in PAGES for method in ("GET", "HEAD")  # the dashboard's code; its data is guarded
+    (method, page)
+    for page in PAGES
+    for method in ("GET", "HEAD")  # the dashboard's code; its data is guarded
 }
 UNROUTED_METHOD = "PATCH"  # no route takes it: on a known path it reaches the path's 405 route
 PATH_VALUES = {"job": "echo", "id": "a" * 24, "tail": "nowhere"}

@@ -119,8 +119,19 @@ async def test_sigterm_drains_and_exits_0(
     config = tmp_path / "reactr.toml"
     config.write_text(f"[server]\nport = {port}\ndrain_timeout = 10\n\n[callbacks]\nallow_private = true\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reactr_wasm", "serve", "--dir", str(module_dir), "--config", str(config),
-        "--no-watch", "--log-level", "warning", cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        sys.executable,
+        "-m",
+        "reactr_wasm",
+        "serve",
+        "--dir",
+        str(module_dir),
+        "--config",
+        str(config),
+        "--no-watch",
+        "--log-level",
+        "warning",
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         await wait_listening(port, timeout=20)

@@ -88,9 +88,7 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def guarded_socket_factory(
-    allow_private: bool, trusted: Container[tuple[str, int]] = frozenset()
-) -> SocketFactoryType:
+def guarded_socket_factory(allow_private: bool, trusted: Container[tuple[str, int]] = frozenset()) -> SocketFactoryType:
     """A socket factory for aiohttp's connector that refuses sockets to forbidden addresses.
 
     aiohttp calls it with the address it is about to connect to, so this is

@@ -24,7 +24,7 @@ from reactr_wasm.capabilities.egress import (
     read_proxy_environment,
     resolve_pins,
 )
-from reactr_wasm.config.checks import MASK, Invalid, Reader, Rule, boolean, text
+from reactr_wasm.config.checks import MASK, Invalid, Reader, Rule, boolean, path_string, text
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _resolve(value: Any) -> dict[str, list[str]]:
 EGRESS = {
     "proxy": Rule(_proxy, secret=True),
     "proxy_from_env": Rule(boolean),
-    "ca_file": Rule(text),
+    "ca_file": Rule(path_string),
     "resolve": Rule(_resolve),
 }
 INTERNAL = "proxy_environment"  # not a key of the file: never printed

@@ -29,8 +29,17 @@ TEXT = "text/plain; charset=utf-8"
 # Headers a runnable may not set on an HTTP response: they frame the message
 # or belong to the server.
 _RESERVED_HEADERS = frozenset(
-    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-     "proxy-connection", "x-request-id"}
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "x-request-id",
+    }
 )
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -72,8 +81,11 @@ def response_headers(headers: dict[str, str]) -> dict[str, str]:
     kept: dict[str, str] = {}
     for name, value in headers.items():
         if (
-            name and set(name) <= _TOKEN and name.lower() not in _RESERVED_HEADERS
-            and isinstance(value, str) and value.isprintable()
+            name
+            and set(name) <= _TOKEN
+            and name.lower() not in _RESERVED_HEADERS
+            and isinstance(value, str)
+            and value.isprintable()
         ):
             kept[name] = value
         else:

@@ -73,8 +73,8 @@ class AccessLogger(AbstractAccessLogger):
         fields = _fields(request, response, (ended - started if started is not None else time) * 1000)
         line = (
             f'{fields["remote"] or "-"} "{fields["method"]} {fields["path"]}" {fields["status"]} {fields["bytes"]} '
-            f'{fields["duration_ms"]:.2f}ms request_id={fields["request_id"] or "-"} job={fields["job"] or "-"} '
-            f'result_id={fields["result_id"] or "-"}'
+            f"{fields['duration_ms']:.2f}ms request_id={fields['request_id'] or '-'} job={fields['job'] or '-'} "
+            f"result_id={fields['result_id'] or '-'}"
         )
         record = _new_record(self._record_class)
         record.__dict__ = {
@@ -93,7 +93,7 @@ def _fields(request: web.BaseRequest, response: web.StreamResponse, ms: float) -
     if named is not None:
         job, result_id = named
     else:  # the route's {job}, when the path is /do/{job}
-        name = request.path[len(DO_PREFIX):] if request.path.startswith(DO_PREFIX) else ""
+        name = request.path[len(DO_PREFIX) :] if request.path.startswith(DO_PREFIX) else ""
         job, result_id = (name if "/" not in name else ""), None
     return {
         "remote": request.remote, "method": request.method, "path": request.raw_path, "status": response.status,

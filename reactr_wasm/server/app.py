@@ -196,7 +196,7 @@ class Server:
     # --- routes ---------------------------------------------------------------------------
 
     async def do(self, request: web.Request) -> web.StreamResponse:
-        name = request.path[len(DO_PREFIX):]  # same as match_info["job"]; also set on the fast path
+        name = request.path[len(DO_PREFIX) :]  # same as match_info["job"]; also set on the fast path
         local = self._admit(name)  # before reading the body or starting anything
         length = request.content_length
         if length is not None and length > self.body_limit:
@@ -221,7 +221,10 @@ class Server:
                 if error is not None:
                     log.log(
                         logging.INFO if isinstance(error, (RunErr, JobCancelled)) else logging.WARNING,
-                        "request %s: job %s failed: %s", request.get(REQUEST_ID), name, error,
+                        "request %s: job %s failed: %s",
+                        request.get(REQUEST_ID),
+                        name,
+                        error,
                     )
                     raise error
                 if ran:
@@ -344,8 +347,12 @@ class Server:
         if record.error_kind is not None:
             level = logging.INFO if record.error_kind in (ErrorKind.RUN_ERR, ErrorKind.CANCELLED) else logging.WARNING
             log.log(
-                level, "request %s: job %s (result %s) failed: %s",
-                request.get(REQUEST_ID), record.runnable, record.id, record.error_text,
+                level,
+                "request %s: job %s (result %s) failed: %s",
+                request.get(REQUEST_ID),
+                record.runnable,
+                record.id,
+                record.error_text,
             )
         return record_response(record)
 
@@ -354,8 +361,12 @@ class Server:
         if error is not None:
             level = logging.WARNING if not isinstance(error, (RunErr, JobCancelled)) else logging.INFO
             log.log(
-                level, "request %s: job %s (result %s) failed: %s",
-                request.get(REQUEST_ID), result.job.name, result.id, error,
+                level,
+                "request %s: job %s (result %s) failed: %s",
+                request.get(REQUEST_ID),
+                result.job.name,
+                result.id,
+                error,
             )
         return result.outcome()
 
@@ -414,9 +425,7 @@ class Server:
 SERVER = web.AppKey("reactr_server", Server)
 
 
-def create_app(
-    reactr: Reactr, config: Config | None = None, *, store: ResultStore | None = None
-) -> web.Application:
+def create_app(reactr: Reactr, config: Config | None = None, *, store: ResultStore | None = None) -> web.Application:
     """The aiohttp application serving ``reactr`` as design.md §2 says.
 
     ``store`` defaults to a memory store with ``server.result_ttl``,

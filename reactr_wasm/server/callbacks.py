@@ -134,8 +134,11 @@ class Callbacks:
             canonical = canonical_url(parsed)
             self._check_domain(canonical)
             await check_url(  # on the URL as given: a refusal names both forms, "127.1 (127.0.0.1)"
-                parsed, allow_http=self.config.allow_http, allow_private=self.config.allow_private,
-                timeout=self.config.timeout, egress=self._egress,
+                parsed,
+                allow_http=self.config.allow_http,
+                allow_private=self.config.allow_private,
+                timeout=self.config.timeout,
+                egress=self._egress,
             )
         except PrivateDestination as error:
             raise CallbackRefused(f"callback URL refused: {error}; {PRIVATE_HINT}") from None
@@ -201,7 +204,12 @@ class Callbacks:
                 return True
             log.warning(
                 "callback for job %s (result %s) to %s failed (attempt %d of %d): %s",
-                record.runnable, record.id, _shown(url), attempt, attempts, problem,
+                record.runnable,
+                record.id,
+                _shown(url),
+                attempt,
+                attempts,
+                problem,
             )
             if not retry:
                 return False

@@ -194,7 +194,8 @@ class _Connection(web.RequestHandler):
             self._head_since = None
             log.warning(
                 "closed a connection from %s: no complete request head within %gs (server.header_timeout)",
-                self._client(), connections.header_timeout,
+                self._client(),
+                connections.header_timeout,
             )
             if self.transport is not None:
                 self.transport.write(connections.head_timeout_answer)  # flushed before the close below
@@ -209,7 +210,8 @@ class _Connection(web.RequestHandler):
             self._body_since = float("inf")
             log.warning(
                 "cut a request body from %s: not received within %gs (server.body_timeout)",
-                self._client(), connections.body_timeout,
+                self._client(),
+                connections.body_timeout,
             )
             request.content.set_exception(
                 BodyTimeout(f"request body not received within {connections.body_timeout:g}s")

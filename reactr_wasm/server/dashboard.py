@@ -88,10 +88,19 @@ def describe(name: str, worker: Worker) -> dict[str, Any]:
         imported = [label for label in info.capabilities if label in NAMES]
         granted = runnable.capabilities.granted()
         described["kind"] = "wasm"
-        described["abi"] = {"ok": info.ok, "problems": info.problems, "exports": info.exports,
-                            "imports": info.imports, "uses": info.capabilities, "restartable": info.restartable}
-        described["capabilities"] = {"imports": imported, "granted": granted,
-                                     "missing": [label for label in imported if label not in granted]}
+        described["abi"] = {
+            "ok": info.ok,
+            "problems": info.problems,
+            "exports": info.exports,
+            "imports": info.imports,
+            "uses": info.capabilities,
+            "restartable": info.restartable,
+        }
+        described["capabilities"] = {
+            "imports": imported,
+            "granted": granted,
+            "missing": [label for label in imported if label not in granted],
+        }
         described["limits"] = {"timeout": limits.timeout, "memory": limits.memory, "result_size": limits.result_size}
         described["pool"] |= {"isolation": pool.isolation, "idle": pool.idle, "busy": pool.busy,
                               "recycled": dict(pool.recycled)}  # fmt: skip

@@ -90,7 +90,7 @@ class FastPathRunner(web.AppRunner):
             if timed:
                 request[STARTED] = clock()
             path = request.path
-            name = path[len(DO_PREFIX):]
+            name = path[len(DO_PREFIX) :]
             if request.method == "POST" and path.startswith(DO_PREFIX) and name and "/" not in name:
                 return await do(request)  # type: ignore[arg-type]
             return await through_app(request)

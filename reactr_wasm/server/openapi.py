@@ -104,10 +104,16 @@ _SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["status", "node", "runnables"],
         "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded", "draining"],
-                       "description": "degraded: Redis mode, and the node's last heartbeat did not reach Redis"},
-            "redis": {"type": "string", "enum": ["ok", "unreachable"],
-                      "description": "Redis mode only: whether the node's last heartbeat reached Redis"},
+            "status": {
+                "type": "string",
+                "enum": ["ok", "degraded", "draining"],
+                "description": "degraded: Redis mode, and the node's last heartbeat did not reach Redis",
+            },
+            "redis": {
+                "type": "string",
+                "enum": ["ok", "unreachable"],
+                "description": "Redis mode only: whether the node's last heartbeat reached Redis",
+            },
             "node": {"type": "string", "description": "This node's id, host-pid-random (Redis mode: its consumer)"},
             "runnables": {"type": "array", "items": {"type": "string"}},
             "code": {"type": "integer", "description": "503 while draining"},
@@ -270,7 +276,7 @@ def _do() -> Schema:
         "responses": {
             "200": {
                 "description": (
-                    "Queued: `{\"resultId\"}` as JSON, with Location. With `then=true`: the job's "
+                    'Queued: `{"resultId"}` as JSON, with Location. With `then=true`: the job\'s '
                     "value (as `GET /then/{id}` answers it). With `callback`: an empty body and X-Reactr-Result-Id."
                 ),
                 "headers": _headers("Location", "X-Reactr-Result-Id", "Idempotent-Replayed"),
@@ -297,7 +303,8 @@ def _do() -> Schema:
                 "The server is draining, the runnable's queue is full (`QueueFull`), or its module failed to "
                 "load (the message says why; served once a fixed module loads); in Redis mode, Redis is "
                 "unavailable; or the runnable's own 503.",
-                "Retry-After", "X-Reactr-Error",
+                "Retry-After",
+                "X-Reactr-Error",
             ),
             **_JOB_OUTCOMES,
         },
@@ -333,8 +340,11 @@ def _status() -> Schema:
         "summary": "The job's state, never waiting",
         "parameters": [_ref("parameters", "ResultId")],
         "responses": {
-            "200": {"description": "The job's state.", "headers": _headers(),
-                    "content": {JSON: {"schema": _ref("schemas", "JobStatus")}}},
+            "200": {
+                "description": "The job's state.",
+                "headers": _headers(),
+                "content": {JSON: {"schema": _ref("schemas", "JobStatus")}},
+            },
             "400": _error("The id is not a result id."),
             "404": _error("No result with this id: never made, expired or deleted."),
             "503": _error("Redis mode: Redis is unavailable.", "Retry-After"),
@@ -382,8 +392,11 @@ def _openapi() -> Schema:
         "description": "Public, as `/health` is: it describes the API and holds no secret.",
         "security": [],
         "responses": {
-            "200": {"description": "The OpenAPI 3.1 document.", "headers": _headers(),
-                    "content": {JSON: {"schema": {"type": "object"}}}},
+            "200": {
+                "description": "The OpenAPI 3.1 document.",
+                "headers": _headers(),
+                "content": {JSON: {"schema": {"type": "object"}}},
+            },
         },
     }
 

@@ -45,7 +45,15 @@ _set_deadline.argtypes = [c_void_p, c_uint64]
 _set_deadline.restype = None
 _define_unchecked = _lib.wasmtime_linker_define_func_unchecked
 _define_unchecked.argtypes = [
-    c_void_p, ctypes.c_char_p, c_size_t, ctypes.c_char_p, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p
+    c_void_p,
+    ctypes.c_char_p,
+    c_size_t,
+    ctypes.c_char_p,
+    c_size_t,
+    c_void_p,
+    c_void_p,
+    c_void_p,
+    c_void_p,
 ]
 _define_unchecked.restype = c_void_p
 _memory_data = _lib.wasmtime_memory_data

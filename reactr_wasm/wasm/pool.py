@@ -33,9 +33,7 @@ class FreshSlots:
         try:
             self._free.pop()
         except IndexError:
-            raise QueueFull(
-                f"{source}: all {self.count} fresh instances are in use; raise {FRESH_SETTING}"
-            ) from None
+            raise QueueFull(f"{source}: all {self.count} fresh instances are in use; raise {FRESH_SETTING}") from None
 
     def give_back(self) -> None:
         self._free.append(None)

@@ -74,9 +74,7 @@ def example(name: str) -> bytes:
     return (RUNNABLES / f"{name}.wasm").read_bytes()
 
 
-
 # --- a server configured like reactr.toml -------------------------------------------------------
-
 
 
 @pytest.fixture

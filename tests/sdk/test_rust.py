@@ -69,7 +69,6 @@ def example(name: str) -> bytes:
     return (RUNNABLES / f"{name}.wasm").read_bytes()
 
 
-
 # --- a server configured like reactr.toml -------------------------------------------------------
 
 NO_SEPARATOR = 'URL must not contain "::"'
