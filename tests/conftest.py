@@ -1,7 +1,9 @@
-"""Shared fixtures: real Wasm modules compiled from sources in the repository."""
+"""Shared fixtures: real Wasm modules compiled from sources in the repository, a redis-server
+per test module, and Redis job queues on it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,10 @@ from reactr_wasm import Reactr, WasmEngine
 from reactr_wasm.capabilities.cache import MemoryCache
 
 if TYPE_CHECKING:
+    from reactr_wasm.cluster.queue import JobQueue
     from tests.services import Service
+
+Node = Callable[..., Awaitable["JobQueue"]]
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "tests" / "modules"
@@ -32,6 +37,37 @@ def service() -> Iterator[Service]:
 
     with redis_server() as running:
         yield running
+
+
+@pytest.fixture
+async def node(service: Service) -> AsyncIterator[Node]:
+    """``await node(name, visibility_timeout=30, max_deliveries=5, max_results=1000, clock=time.time)``:
+    a Redis job queue as one node sees it (a consumer, store and link of its own); every node
+    made by one test shares a namespace on ``service``."""
+    from reactr_wasm.backends.redis_link import RedisLink
+    from reactr_wasm.backends.redis_results import RedisResultStore
+    from reactr_wasm.cluster.queue import JobQueue
+    from reactr_wasm.scheduler.job import new_result_id
+
+    namespace = f"q-{new_result_id()}"
+    stores: list[RedisResultStore] = []
+
+    async def make(
+        name: str,
+        *,
+        visibility_timeout: float = 30,
+        max_deliveries: int = 5,
+        max_results: int = 1000,
+        clock: Callable[[], float] = time.time,
+    ) -> JobQueue:
+        store = RedisResultStore(RedisLink(service.url), namespace=namespace, ttl=60, max_results=max_results,
+                                 max_bytes=1 << 30, clock=clock)  # fmt: skip
+        stores.append(store)
+        return JobQueue(store, consumer=name, visibility_timeout=visibility_timeout, max_deliveries=max_deliveries)
+
+    yield make
+    for store in stores:
+        await store.close()
 
 
 @pytest.fixture

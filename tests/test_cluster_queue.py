@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from reactr_wasm.backends.records import ErrorKind, JobRecord, JobStatus
-from reactr_wasm.backends.redis_link import RedisLink
-from reactr_wasm.backends.redis_results import RedisResultStore
 from reactr_wasm.cluster.messages import Delivery, QueuedJob, State
 from reactr_wasm.cluster.queue import GROUP, JobQueue, Outcome
 from reactr_wasm.errors import QueueFull
 from reactr_wasm.scheduler.job import new_result_id
+from tests.conftest import Node
 from tests.services import Service
 
 pytestmark = pytest.mark.timeout(30)
-
-Node = Callable[..., Awaitable[JobQueue]]
 
 
 @pytest.fixture
@@ -33,23 +30,6 @@ def raw(service: Service) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(service.url)
     yield client
     client.close()
-
-
-@pytest.fixture
-async def node(service: Service) -> AsyncIterator[Node]:
-    """``await node(name, visibility_timeout=30, max_deliveries=5)``: a queue as one node sees it; same namespace."""
-    namespace = f"q-{new_result_id()}"
-    stores: list[RedisResultStore] = []
-
-    async def make(name: str, *, visibility_timeout: float = 30, max_deliveries: int = 5) -> JobQueue:
-        store = RedisResultStore(RedisLink(service.url), namespace=namespace, ttl=60, max_results=1000,
-                                 max_bytes=1 << 30)  # fmt: skip
-        stores.append(store)
-        return JobQueue(store, consumer=name, visibility_timeout=visibility_timeout, max_deliveries=max_deliveries)
-
-    yield make
-    for store in stores:
-        await store.close()
 
 
 def job(runnable: str = "echo", payload: bytes = b"hi", key: str | None = None) -> tuple[JobRecord, QueuedJob]:

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from reactr_wasm.backends.records import JobRecord, JobStatus
-from reactr_wasm.backends.redis_link import INLINE_MAX, BackendUnavailable, RedisLink
-from reactr_wasm.backends.redis_results import RedisResultStore
+from reactr_wasm.backends.redis_link import INLINE_MAX, BackendUnavailable
 from reactr_wasm.cluster.messages import Delivery, QueuedJob, State
 from reactr_wasm.cluster.queue import JobQueue, Outcome
 from reactr_wasm.scheduler.job import new_result_id
+from tests.conftest import Node
 from tests.services import Service
 
 pytestmark = pytest.mark.timeout(30)
 
-Node = Callable[..., Awaitable[JobQueue]]
 SIZE = 8 * INLINE_MAX + 3
 
 
@@ -41,30 +40,6 @@ def raw(service: Service) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(service.url)
     yield client
     client.close()
-
-
-@pytest.fixture
-async def node(service: Service) -> AsyncIterator[Node]:
-    """``await node(name, visibility_timeout=30, max_deliveries=5, max_results=1000)``: one node's queue."""
-    namespace = f"big-{new_result_id()}"
-    stores: list[RedisResultStore] = []
-
-    async def make(
-        name: str,
-        *,
-        visibility_timeout: float = 30,
-        max_deliveries: int = 5,
-        max_results: int = 1000,
-        clock: Callable[[], float] = time.time,
-    ) -> JobQueue:
-        store = RedisResultStore(RedisLink(service.url), namespace=namespace, ttl=60, max_results=max_results,
-                                 max_bytes=1 << 30, clock=clock)  # fmt: skip
-        stores.append(store)
-        return JobQueue(store, consumer=name, visibility_timeout=visibility_timeout, max_deliveries=max_deliveries)
-
-    yield make
-    for store in stores:
-        await store.close()
 
 
 def job(payload: bytes, key: str | None = None) -> tuple[JobRecord, QueuedJob]:

@@ -18,6 +18,18 @@ def examples(reactr: Reactr) -> Reactr:
     return reactr
 
 
+# What the request-info example answers to a GET of /hello/world?message=whatsup with body
+# {"username":"cohix"}, header x-test: yes and state hello = "what is up" (here and in test_server_api).
+REQUEST_INFO_ANSWER = {
+    "method": "GET",
+    "url": "/hello/world?message=whatsup",
+    "username": "cohix",
+    "header": "yes",
+    "state": "what is up",
+    "query": "whatsup",
+}
+
+
 def test_every_example_is_registered(examples: Reactr) -> None:
     assert {"hello-echo", "return-err", "request-info", "cache-set", "cache-get", "hash", "echo-wat"} <= set(
         examples.names()
@@ -56,14 +68,7 @@ def test_request_info_reads_every_field_kind(examples: Reactr) -> None:
     }
     outcome = examples.do("request-info", json.dumps(request).encode()).then(timeout=5)
     assert isinstance(outcome, CoordinatedResponse)
-    assert json.loads(outcome.output) == {
-        "method": "GET",
-        "url": "/hello/world?message=whatsup",
-        "username": "cohix",
-        "header": "yes",
-        "state": "what is up",
-        "query": "whatsup",
-    }
+    assert json.loads(outcome.output) == REQUEST_INFO_ANSWER
     assert outcome.resp_headers == {"Content-Type": "application/json", "X-Reactr": "cohix"}
 
 

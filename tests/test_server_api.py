@@ -18,6 +18,7 @@ from reactr_wasm import Config, CoordinatedResponse, Job, Limits, Reactr, RunErr
 from reactr_wasm.config import CallbackConfig, ServerConfig
 from reactr_wasm.server.app import create_app
 from tests.conftest import RUNNABLES, wat_module
+from tests.test_runnables import REQUEST_INFO_ANSWER
 
 Client = TestClient[web.Request, web.Application]
 Start = Callable[..., Awaitable[Client]]
@@ -220,14 +221,7 @@ async def test_request_mode_answers_the_output_with_the_headers_the_guest_set(re
     payload = coordinated_request(b'{"username":"cohix"}')
     status, body, headers = await answer(client, "POST", "/do/request-info?then=true", data=payload)
     assert status == 200
-    assert body == {
-        "method": "GET",
-        "url": "/hello/world?message=whatsup",
-        "username": "cohix",
-        "header": "yes",
-        "state": "what is up",
-        "query": "whatsup",
-    }
+    assert body == REQUEST_INFO_ANSWER
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Reactr"] == "cohix"
 
