@@ -239,3 +239,12 @@ async def test_a_staged_value_no_script_takes_expires_on_its_own(node: Node, raw
     name = f"{a.namespace}:in:left"
     assert await a.link.run("size", a.namespace, staged=[(name, large(b"left"))]) == [0, 0]  # size takes nothing
     assert 0 < raw.pttl(name) <= 60_000
+
+
+async def test_a_large_value_reaches_a_redis_that_lost_its_scripts(node: Node, raw: redis.Redis) -> None:
+    """NOSCRIPT after the staged SETs (a restarted or flushed Redis): the script is sent again, the values kept."""
+    a = await node("node-a")
+    record = done(job(b"x")[0], large(b"after a flush"))
+    raw.script_flush()
+    assert await a.store.add(record) is None
+    assert await a.store.get(record.id) == record and keys(raw, a, "in") == []

@@ -8,8 +8,9 @@ Keys (besides the store's, ``backends/lua/records.lua``; all under the namespace
 - ``{ns}:p:{runnable}:{entry}`` the payload of a job whose payload is over
   ``INLINE_MAX`` bytes: its entry then has field ``p`` (``1``) and its packed job an
   empty payload. It is staged beside the submit script, which moves it there, and
-  read beside the begin script: Lua copies and hashes every byte that crosses into
-  it, so large payloads stay out of the scripts. Deleted with its entry.
+  read with a plain GET once the begin script said to run the job: Lua copies and
+  hashes every byte that crosses into it, so large payloads stay out of the scripts.
+  Deleted with its entry.
 - ``{ns}:dead:{runnable}`` stream of jobs given up after ``max_deliveries`` (the job,
   its id, deliveries, reason, node, time; field ``p``: its payload when large),
   at most ~10,000 kept.

@@ -228,7 +228,7 @@ class ClusterWorker:
             self._stored(delivery, delivery.record)
         elif delivery.state is State.DEAD:
             record = self.queue.gave_up(delivery)
-            log.error("job %s (result %s) given up: %s", job.runnable, job.id, record.error_message)
+            log.error("job %s (result %s) dead-lettered: %s", job.runnable, job.id, record.error_message)
             self.gave_up += 1
             self._finished(delivery, record)
         else:
