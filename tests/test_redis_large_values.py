@@ -199,7 +199,8 @@ async def test_a_large_outcome_of_a_record_no_longer_kept_reaches_its_waiter(nod
     await a.store.add(record)
     waiter = asyncio.create_task(b.store.wait(record.id, 5))
     assert await b.store.events.ready(5)
-    await asyncio.sleep(0.05)  # the waiter has read the record (queued) and waits
+    with pytest.raises(TimeoutError):  # it read the record (queued) and waits: it would have returned None
+        await asyncio.wait_for(asyncio.shield(waiter), 0.5)
     await b.store.delete(record.id)
     outcome = done(record, large(b"unkept"))
     assert not await a.store.finish(outcome)  # not kept: the record itself is published
