@@ -1,7 +1,7 @@
 """A throwaway redis-server on a free loopback port, and CPU time from /proc: for the benchmark scripts.
 
-``scripts/bench`` and ``scripts/bench-redis-paths`` import it (a script's folder is on its
-``sys.path``). The persistence variants are the queue peers' (``../shared/bench``):
+The modules of ``scripts/benchmarks/`` and ``scripts/bench-redis-paths`` import it (the
+``scripts/`` folder is on their ``sys.path``). The persistence variants are the queue peers' (``../shared/bench``):
 ``none`` (``--save '' --appendonly no``) and ``aof`` (``--appendonly yes --appendfsync everysec``).
 """
 
