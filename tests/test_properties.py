@@ -499,6 +499,7 @@ def test_lone_surrogate_escapes_read_as_replacement_characters() -> None:
         ('runnables_dir = "~a\\u0000b"', 'runnables_dir: must not contain a NUL character, got "~a\\u0000b"'),
         ('[capabilities.static]\ndir = "a\\u0000"', "capabilities.static.dir: must not contain a NUL character"),
         ('[callbacks]\nca_file = "~\\u0000"', "callbacks.ca_file: must not contain a NUL character"),
+        ('[callbacks]\nca_file = "\\r"', "callbacks.ca_file: cannot read "),
         ('[capabilities.http]\nca_file = "a\\u0000"', "capabilities.http.ca_file: must not contain a NUL character"),
         ('[runnables."a\\nb"]\npool_size = 0', 'runnables."a\\nb".pool_size: must be an integer between 1 and 1024'),
         ('[runnables]\n"x\\u2028y" = 1', 'runnables."x\\u2028y": must be a table ([runnables."x\\u2028y"]), got 1'),

@@ -174,7 +174,8 @@ class Reader:
         self.problems: list[str] = []
 
     def problem(self, key: str, reason: str) -> None:
-        self.problems.append(f"{self.source}: {key}: {reason}")
+        # printable: one line per problem, also when a reason quotes a value (a file name with a CR, say)
+        self.problems.append(f"{self.source}: {key}: {printable(reason)}")
 
     def expand(self, value: Any) -> Any:
         """Replace every ``env(NAME)`` in strings (also in lists and tables) with the variable.
