@@ -17,7 +17,6 @@ The ``redis`` package is optional: imported when a link is made, with an install
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import importlib
 import time
@@ -195,24 +194,15 @@ class RedisLink:
             self._unwatch(task)
 
     async def _eval(self, conn: Any, script: Script, args: tuple[Any, ...], staged: Sequence[tuple[str, bytes]]) -> Any:
-        if staged:
-            sets = [("SET", key, value, "PX", STAGED_MS) for key, value in staged]
-            await conn.send_packed_command(conn.pack_commands([*sets, ("EVALSHA", script.sha, 0, *args)]))
-            refused = None
-            for _ in sets:
-                try:
-                    await conn.read_response()
-                except self._refused as error:  # the script finds a value missing and writes nothing
-                    refused = refused or error
-            if refused is not None:
-                with contextlib.suppress(self._refused):
-                    await conn.read_response()  # the script's reply: read, so that the connection stays in step
-                raise refused
-        else:
-            await conn.send_command("EVALSHA", script.sha, 0, *args)
+        call = ("EVALSHA", script.sha, 0, *args)
         try:
-            return await conn.read_response()
-        except self._no_script:  # a restarted or flushed server: EVAL caches it again
+            if not staged:
+                await conn.send_command(*call)
+                return await conn.read_response()
+            # One write; every reply is read, and a refused SET is raised first (the script then wrote nothing).
+            sets = [("SET", key, value, "PX", STAGED_MS) for key, value in staged]
+            return (await self._pipelined(conn, [*sets, call]))[-1]
+        except self._no_script:  # a restarted or flushed server: EVAL caches it again (staged values are set)
             await conn.send_command("EVAL", script.text, 0, *args)
             return await conn.read_response()
 

@@ -2,9 +2,6 @@
 -- (and its payload, when large).
 local group = ARGV[2]
 for i = 3, #ARGV, 3 do
-  local stream = NS .. ':q:' .. ARGV[i]
-  redis.call('XACK', stream, group, ARGV[i + 1])
-  redis.call('XDEL', stream, ARGV[i + 1])
-  redis.call('DEL', NS .. ':x:' .. ARGV[i + 2], payload_key(ARGV[i], ARGV[i + 1]))
+  remove_entry(group, ARGV[i], ARGV[i + 1], ARGV[i + 2])
 end
 return #ARGV

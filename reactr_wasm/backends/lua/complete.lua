@@ -26,10 +26,6 @@ for i = 6, #ARGV, PER_JOB do
     end
     redis.call('XADD', NS .. ':dead:' .. runnable, 'MAXLEN', '~', 10000, '*', unpack(letter))
   end
-  if ack == '1' then
-    redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
-    redis.call('DEL', NS .. ':x:' .. id, payload_key(runnable, entry))
-  end
+  if ack == '1' then remove_entry(group, runnable, entry, id) end
 end
 return out

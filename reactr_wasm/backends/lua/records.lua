@@ -44,6 +44,15 @@ local function discard(...)
   end
 end
 
+-- Acknowledge and delete entry `entry` of job `id` in RUNNABLE's stream, with its cancel mark and its
+-- payload kept apart, if any (the job queue's: cluster/queue.py).
+local function remove_entry(group, runnable, entry, id)
+  local stream = NS .. ':q:' .. runnable
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  redis.call('DEL', NS .. ':x:' .. id, payload_key(runnable, entry))
+end
+
 -- Move the value staged at `stage` to `key`, for good.
 local function place(stage, key)
   redis.call('RENAME', stage, key)
